@@ -1,0 +1,1 @@
+"""ada_governance: AI deployed in a governed, measured workflow."""

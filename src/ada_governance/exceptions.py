@@ -1,0 +1,108 @@
+"""Errors raised by ada_governance.
+
+Every error derives from :class:`GovernanceError`. Misuse by the developer (a bad
+declaration) is a separate branch from refusals at run time, so an app can tell "fix your
+code" from "the workflow said no"::
+
+    GovernanceError
+    └── DeclarationError          a declaration is invalid; lists every problem at once
+
+Each error carries the data a caller needs and a message a person can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+__all__ = ["DeclarationError", "GovernanceError", "Problem"]
+
+
+class GovernanceError(Exception):
+    """Base class of every error raised by ada_governance."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a declaration.
+
+    Attributes:
+        loc: Where the problem is, as keys and list indices from the top of the
+            declaration, such as ``("review", "timeout")``; empty for the whole.
+        message: What is wrong, phrased so a person can fix it.
+        source: The file the declaration came from, if any.
+        line: The 1-based line of the offending key in that file, when known.
+    """
+
+    loc: tuple[str | int, ...]
+    message: str
+    source: str | None = None
+    line: int | None = None
+
+    @property
+    def path(self) -> str:
+        """The location as a dotted path, such as ``sources[1].name``."""
+        text = ""
+        for part in self.loc:
+            if isinstance(part, int):
+                text += f"[{part}]"
+            else:
+                text += f".{part}" if text else part
+        return text
+
+    def __str__(self) -> str:
+        where = ""
+        if self.source is not None:
+            where = f"{self.source}:{self.line}: " if self.line else f"{self.source}: "
+        subject = f"{self.path}: " if self.path else ""
+        return f"{where}{subject}{self.message}"
+
+
+class DeclarationError(GovernanceError):
+    """A workflow declaration is invalid.
+
+    Raised once per declaration (or per folder of declarations) with every problem found,
+    so a developer can fix them all in one pass.
+
+    Attributes:
+        problems: Every problem found, in the order they were found.
+    """
+
+    def __init__(self, problems: Iterable[Problem], *, summary: str | None = None) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        if not self.problems:
+            raise ValueError("DeclarationError needs at least one problem")
+        self.summary = summary or "invalid workflow declaration"
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        count = len(self.problems)
+        noun = "problem" if count == 1 else "problems"
+        lines = [f"{self.summary} ({count} {noun}):"]
+        lines.extend(f"  {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
+    def with_source(
+        self,
+        source: str,
+        line_of: Callable[[tuple[str | int, ...]], int | None] | None = None,
+    ) -> DeclarationError:
+        """Return a copy whose problems name ``source`` and, where known, their line.
+
+        Args:
+            source: The file name to attach to problems that do not name one yet.
+            line_of: Maps a problem's ``loc`` to its line in ``source``.
+
+        Returns:
+            A new error with the same summary.
+        """
+        updated = [
+            Problem(
+                problem.loc,
+                problem.message,
+                problem.source or source,
+                problem.line if problem.line is not None or line_of is None else line_of(problem.loc),
+            )
+            for problem in self.problems
+        ]
+        return DeclarationError(updated, summary=self.summary)

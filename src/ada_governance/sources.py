@@ -1,0 +1,35 @@
+"""Approved source data: the systems a workflow may read its context from."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from ._declaration import Declaration, Name
+
+__all__ = ["Classification", "Source"]
+
+
+class Classification(str, Enum):
+    """How sensitive a source's data is; decides what may appear in telemetry."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    PERSONAL = "personal"
+
+
+class Source(Declaration):
+    """A source of context the workflow is approved to read.
+
+    Attributes:
+        name: The name code reads it by, unique within the workflow (``"crm.lead"``).
+        system: The system that holds the data (``"Salesforce"``).
+        classification: How sensitive the data is. Data from ``personal`` sources is
+            never put on spans or log events raw.
+        description: What the data is and why the workflow needs it.
+    """
+
+    name: Name
+    system: str
+    classification: Classification = Classification.INTERNAL
+    description: str = ""
