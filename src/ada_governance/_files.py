@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,7 +14,7 @@ import yaml
 from ._declaration import Loc
 from .exceptions import DeclarationError, Problem
 
-__all__ = ["FORMATS", "Format", "format_for", "parse_text", "write_text"]
+__all__ = ["FORMATS", "Format", "format_for", "imports_beside", "parse_text", "write_text"]
 
 Format = Literal["yaml", "json"]
 FORMATS: dict[str, Format] = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}
@@ -98,3 +100,21 @@ def write_text(data: Any, fmt: Format) -> str:
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+@contextmanager
+def imports_beside(path: Path) -> Iterator[None]:
+    """Let import paths in a declaration file name modules in the file's own folder.
+
+    The folder is put first on ``sys.path`` while the file is loaded, as Python does for
+    a script, and taken off again afterwards.
+    """
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:  # the loaded code removed it itself
+            pass

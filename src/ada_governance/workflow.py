@@ -25,7 +25,7 @@ from ._declaration import (
     Name,
     problems_from_validation_error,
 )
-from ._files import Format, format_for, parse_text, write_text
+from ._files import Format, format_for, imports_beside, parse_text, write_text
 from .actions import Action, RiskBoundary
 from .exceptions import DeclarationError, Problem
 from .measurement import Metric
@@ -302,6 +302,9 @@ class Workflow(Declaration):
         Raises:
             DeclarationError: The file is unreadable, malformed or invalid; every problem
                 names the file, and for YAML the line of the offending key.
+
+        Import paths in the file (``schema: followup:FollowUp``) may name modules in the
+        file's own folder, as a script may import its neighbours.
         """
         path = Path(path)
         fmt = format_for(path)
@@ -311,7 +314,8 @@ class Workflow(Declaration):
             raise DeclarationError(
                 [Problem((), f"cannot read the file: {error.strerror or error}", str(path))]
             ) from None
-        return cls.from_string(text, fmt, source=str(path))
+        with imports_beside(path):
+            return cls.from_string(text, fmt, source=str(path))
 
     @classmethod
     def _from_data(cls, data: Any, *, source: str | None, line_of: Any) -> Workflow:
