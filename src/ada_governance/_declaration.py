@@ -13,14 +13,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from enum import Enum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    Field,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainSerializer,
     ValidationError,
     model_validator,
@@ -83,7 +83,10 @@ class _DeclarationMeta(ModelMetaclass):
         except ValidationError as error:
             raise DeclarationError(
                 problems_from_validation_error(error, kwargs)
-                + [Problem(loc, message) for loc, message in cls._rules_on_raw_data(kwargs)],
+                + [
+                    Problem(loc, message)
+                    for loc, message in cast("type[Declaration]", cls)._rules_on_raw_data(kwargs)
+                ],
                 summary=f"invalid {cls.__name__} declaration",
             ) from None
 
@@ -226,9 +229,7 @@ def import_object(path: str) -> Any:
     """
     module_name, sep, attribute = path.strip().partition(":")
     if not sep or not module_name or not attribute:
-        raise ValueError(
-            f"{path!r} is not an import path; write it as 'package.module:Name'"
-        )
+        raise ValueError(f"{path!r} is not an import path; write it as 'package.module:Name'")
     try:
         target: Any = importlib.import_module(module_name)
     except Exception as error:  # any import-time failure is the user's to fix
@@ -366,7 +367,7 @@ def problems_from_validation_error(error: ValidationError, data: Any) -> list[Pr
     Returns:
         One problem per error, in pydantic's order.
     """
-    problems = []
+    problems: list[Problem] = []
     for item in error.errors(include_url=False):
         cause = item.get("ctx", {}).get("error")
         if isinstance(cause, CrossFieldProblems):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,9 +89,7 @@ def parse_text(text: str, fmt: Format, source: str | None) -> tuple[Any, LineOf 
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(error, "problem", None) or str(error)
-        raise DeclarationError(
-            [Problem((), f"not valid YAML: {reason}", source, line)]
-        ) from None
+        raise DeclarationError([Problem((), f"not valid YAML: {reason}", source, line)]) from None
     return data, _yaml_line_finder(root)
 
 
@@ -114,7 +112,5 @@ def imports_beside(path: Path) -> Iterator[None]:
     try:
         yield
     finally:
-        try:
+        with suppress(ValueError):  # the loaded code removed it itself
             sys.path.remove(folder)
-        except ValueError:  # the loaded code removed it itself
-            pass

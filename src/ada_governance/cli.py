@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from ._version import __version__
+from .exceptions import DeclarationError
 from .readiness import Element, Readiness, readiness
 from .registry import WorkflowRegistry, scan
-from .exceptions import DeclarationError
 
 __all__ = ["main"]
 
@@ -44,12 +44,17 @@ def _table(results: Sequence[tuple[Readiness, Path]]) -> str:
         marks = ["yes" if result.elements[e] else "-" for e in Element if e is not Element.WORKFLOW]
         rows.append([result.workflow, result.version, *marks, result.verdict.value])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     for result, path in results:
         if result.blocking:
             missing = ", ".join(element.label for element in result.blocking)
-            lines.append(f"{result.workflow} {result.version} ({path}): adoption mode; name its {missing}")
+            lines.append(
+                f"{result.workflow} {result.version} ({path}): adoption mode; name its {missing}"
+            )
     return "\n".join(lines)
 
 
@@ -81,15 +86,20 @@ def check(paths: tuple[Path, ...], output_format: str, require: str | None) -> N
     try:
         registry = WorkflowRegistry(found.found)
         loaded = [(w, registry.path_of(w)) for w in registry.values()]
-    except DeclarationError as error:
-        errors.append(error)
+    except DeclarationError as duplicates:
+        errors.append(duplicates)
         loaded = list(found.found)
     results = [(readiness(workflow), path or Path("?")) for workflow, path in loaded]
     if output_format == "json":
         payload = {
             "workflows": [{**r.to_dict(), "path": str(p)} for r, p in results],
             "errors": [
-                {"path": problem.path, "message": problem.message, "file": problem.source, "line": problem.line}
+                {
+                    "path": problem.path,
+                    "message": problem.message,
+                    "file": problem.source,
+                    "line": problem.line,
+                }
                 for error in errors
                 for problem in error.problems
             ],

@@ -101,7 +101,9 @@ class DeclarationError(GovernanceError):
                 problem.loc,
                 problem.message,
                 problem.source or source,
-                problem.line if problem.line is not None or line_of is None else line_of(problem.loc),
+                problem.line
+                if problem.line is not None or line_of is None
+                else line_of(problem.loc),
             )
             for problem in self.problems
         ]

@@ -20,9 +20,9 @@ from ._declaration import (
     Declaration,
     ImportedCallable,
     Loc,
+    Name,
     enum_text,
     field_of,
-    Name,
     problems_from_validation_error,
 )
 from ._files import Format, format_for, imports_beside, parse_text, write_text
@@ -271,7 +271,9 @@ class Workflow(Declaration):
         return cls._from_data(data, source=source, line_of=None)
 
     @classmethod
-    def from_string(cls, text: str, format: Format = "yaml", *, source: str | None = None) -> Workflow:  # noqa: A002
+    def from_string(
+        cls, text: str, format: Format = "yaml", *, source: str | None = None
+    ) -> Workflow:
         """Load a workflow from YAML or JSON text.
 
         Args:
@@ -322,7 +324,14 @@ class Workflow(Declaration):
         if not isinstance(data, Mapping):
             kind = "nothing" if data is None else type(data).__name__
             raise DeclarationError(
-                [Problem((), f"a workflow declaration is a mapping of fields, not {kind}", source, 1 if source else None)]
+                [
+                    Problem(
+                        (),
+                        f"a workflow declaration is a mapping of fields, not {kind}",
+                        source,
+                        1 if source else None,
+                    )
+                ]
             )
         try:
             return cls.model_validate(data)
@@ -358,7 +367,7 @@ class Workflow(Declaration):
                 summary=f"workflow {self.name} cannot be dumped",
             ) from None
 
-    def to_string(self, format: Format = "yaml") -> str:  # noqa: A002
+    def to_string(self, format: Format = "yaml") -> str:
         """Return the declaration as YAML (the default) or JSON text."""
         return write_text(self.to_dict(), format)
 

@@ -1,0 +1,5 @@
+"""``python -m ada_governance`` runs the ``ada-governance`` command."""
+
+from .cli import main
+
+main()
