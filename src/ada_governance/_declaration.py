@@ -38,6 +38,7 @@ __all__ = [
     "ImportedModel",
     "Loc",
     "PositiveDuration",
+    "declaration_problems",
     "enum_text",
     "field_of",
     "format_duration",
@@ -82,11 +83,7 @@ class _DeclarationMeta(ModelMetaclass):
             return super().__call__(*args, **kwargs)
         except ValidationError as error:
             raise DeclarationError(
-                problems_from_validation_error(error, kwargs)
-                + [
-                    Problem(loc, message)
-                    for loc, message in cast("type[Declaration]", cls)._rules_on_raw_data(kwargs)
-                ],
+                declaration_problems(cast("type[Declaration]", cls), error, kwargs),
                 summary=f"invalid {cls.__name__} declaration",
             ) from None
 
@@ -95,7 +92,7 @@ class Declaration(BaseModel, metaclass=_DeclarationMeta):
     """Base class of every declaration model: immutable, unknown keys rejected.
 
     Constructing a declaration with invalid data raises
-    :class:`~ada_governance.DeclarationError` listing every problem, not pydantic's
+    `ada_governance.DeclarationError` listing every problem, not pydantic's
     ``ValidationError``.
     """
 
@@ -187,7 +184,7 @@ def parse_duration(value: Any) -> Any:
 
 
 def format_duration(value: timedelta) -> str:
-    """Write a duration in the compact form :func:`parse_duration` reads, exactly.
+    """Write a duration in the compact form `parse_duration` reads, exactly.
 
     Args:
         value: A positive duration.
@@ -383,4 +380,28 @@ def problems_from_validation_error(error: ValidationError, data: Any) -> list[Pr
         elif kind == "missing":
             message = "required"
         problems.append(Problem(clean_loc(item["loc"], data), _lower_first(message)))
+    return problems
+
+
+def declaration_problems(
+    cls: type[Declaration], error: ValidationError, data: Any
+) -> list[Problem]:
+    """Every problem with ``data`` as a ``cls`` declaration: field errors, and the rules
+    across fields that can still be checked when fields failed.
+
+    Args:
+        cls: The declaration model that was validated.
+        error: What pydantic raised.
+        data: The data that was validated.
+
+    Returns:
+        The problems, each reported once.
+    """
+    problems = problems_from_validation_error(error, data)
+    whole_model_checked = any(
+        not item["loc"] and isinstance(item.get("ctx", {}).get("error"), CrossFieldProblems)
+        for item in error.errors(include_url=False)
+    )
+    if not whole_model_checked:
+        problems.extend(Problem(loc, message) for loc, message in cls._rules_on_raw_data(data))
     return problems

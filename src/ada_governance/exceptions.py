@@ -1,6 +1,6 @@
 """Errors raised by ada_governance.
 
-Every error derives from :class:`GovernanceError`. Misuse by the developer (a bad
+Every error derives from `GovernanceError`. Misuse by the developer (a bad
 declaration) is a separate branch from refusals at run time, so an app can tell "fix your
 code" from "the workflow said no"::
 

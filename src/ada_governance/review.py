@@ -104,7 +104,7 @@ class ReviewPolicy(Declaration):
         mode: ``always``; ``sampled`` at ``sample_rate``; or ``conditional`` on
             ``condition``.
         sample_rate: The share of runs reviewed in ``sampled`` mode, in (0, 1].
-        condition: In ``conditional`` mode, a :class:`FieldRule` or a callable that takes
+        condition: In ``conditional`` mode, a `FieldRule` or a callable that takes
             the output and returns whether it needs review.
         timeout: How long a review may wait for a decision (default 24 hours).
         on_timeout: What happens then: ``reject``, ``escalate`` or ``pause_workflow``.

@@ -1,6 +1,6 @@
 """The workflow declaration: everything that makes AI use a deployment, as data.
 
-A :class:`Workflow` names its trigger, owner, system of record, approved sources, output
+A `Workflow` names its trigger, owner, system of record, approved sources, output
 standard, actions and their risk boundary, review policy, exception path, metrics and
 stop rules. It is immutable, loads from Python, YAML or JSON, and dumps back the same.
 """
@@ -23,7 +23,7 @@ from ._declaration import (
     Name,
     enum_text,
     field_of,
-    problems_from_validation_error,
+    declaration_problems,
 )
 from ._files import Format, format_for, imports_beside, parse_text, write_text
 from .actions import Action, RiskBoundary
@@ -336,9 +336,7 @@ class Workflow(Declaration):
         try:
             return cls.model_validate(data)
         except ValidationError as error:
-            problems = problems_from_validation_error(error, data) + [
-                Problem(loc, message) for loc, message in cls._rules_on_raw_data(data)
-            ]
+            problems = declaration_problems(cls, error, data)
             raise DeclarationError(
                 [
                     Problem(p.loc, p.message, source, line_of(p.loc) if line_of else None)
@@ -353,7 +351,7 @@ class Workflow(Declaration):
         """Return the declaration as plain data, the form YAML and JSON files hold.
 
         Returns:
-            A dict that :meth:`from_dict` loads back to an equal workflow.
+            A dict that `from_dict` loads back to an equal workflow.
 
         Raises:
             DeclarationError: A schema, validator or handler cannot be named by an import
