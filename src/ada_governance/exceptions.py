@@ -1,11 +1,19 @@
 """Errors raised by ada_governance.
 
-Every error derives from `GovernanceError`. Misuse by the developer (a bad
-declaration) is a separate branch from refusals at run time, so an app can tell "fix your
-code" from "the workflow said no"::
+Every error derives from `GovernanceError`. Misuse by the developer (a bad declaration, a
+call made in the wrong place) is a separate branch from refusals at run time, so an app
+can tell "fix your code" from "the workflow said no"::
 
     GovernanceError
-    └── DeclarationError          a declaration is invalid; lists every problem at once
+    ├── DeclarationError          a declaration is invalid; lists every problem at once
+    ├── UsageError                the library was called in a way that cannot work
+    │   └── NoActiveRun           current_run() outside a governed run
+    └── RunRefused                governance refused to start a run; it was recorded
+        ├── WorkflowNotRunnable   a draft workflow outside development mode
+        ├── WorkflowPaused        the stored stage is paused (kill switch, stop rule)
+        ├── WorkflowRetired       the stored stage is retired
+        ├── TriggerRefused        the trigger event is not one the workflow declares
+        └── GovernanceUnavailable the store cannot say whether the run may start
 
 Each error carries the data a caller needs and a message a person can act on.
 """
@@ -15,7 +23,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["DeclarationError", "GovernanceError", "Problem"]
+__all__ = [
+    "DeclarationError",
+    "GovernanceError",
+    "GovernanceUnavailable",
+    "NoActiveRun",
+    "Problem",
+    "RunRefused",
+    "TriggerRefused",
+    "UsageError",
+    "WorkflowNotRunnable",
+    "WorkflowPaused",
+    "WorkflowRetired",
+]
 
 
 class GovernanceError(Exception):
@@ -108,3 +128,63 @@ class DeclarationError(GovernanceError):
             for problem in self.problems
         ]
         return DeclarationError(updated, summary=self.summary)
+
+
+class UsageError(GovernanceError):
+    """The library was called in a way that cannot work; the message says how to fix it."""
+
+
+class NoActiveRun(UsageError):
+    """``current_run()`` was called where no governed run is active."""
+
+
+class RunRefused(GovernanceError):
+    """Governance refused to start a run. The refusal is recorded in the ledger.
+
+    Attributes:
+        workflow: The workflow's name.
+        run_id: The id the refused run was recorded under.
+        reason: A short, stable reason code (``paused``, ``retired``, ``draft``,
+            ``trigger``, ``store_unavailable``).
+    """
+
+    reason = "refused"
+
+    def __init__(self, message: str, *, workflow: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.workflow = workflow
+        self.run_id = run_id
+
+
+class WorkflowNotRunnable(RunRefused):
+    """The workflow is a draft and governance is not configured for development."""
+
+    reason = "draft"
+
+
+class WorkflowPaused(RunRefused):
+    """The workflow is paused (by a person or a stop rule) and refuses new runs."""
+
+    reason = "paused"
+
+
+class WorkflowRetired(RunRefused):
+    """The workflow is retired and refuses every run."""
+
+    reason = "retired"
+
+
+class TriggerRefused(RunRefused):
+    """The trigger event is missing or of a type the workflow does not declare."""
+
+    reason = "trigger"
+
+
+class GovernanceUnavailable(RunRefused):
+    """The store could not say whether the run may start, so it was refused (fail closed).
+
+    The refusal cannot be written to the store that is down; it is logged, and written
+    to the ledger once the store answers again.
+    """
+
+    reason = "store_unavailable"

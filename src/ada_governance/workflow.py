@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_core import PydanticSerializationError
@@ -21,9 +21,9 @@ from ._declaration import (
     ImportedCallable,
     Loc,
     Name,
+    declaration_problems,
     enum_text,
     field_of,
-    declaration_problems,
 )
 from ._files import Format, format_for, imports_beside, parse_text, write_text
 from .actions import Action, RiskBoundary
@@ -127,13 +127,22 @@ class SystemOfRecord(Declaration):
 class ExceptionPath(Declaration):
     """Where failures go: who is told, and what code handles them.
 
+    By default the original exception is re-raised to the caller after it is recorded
+    and routed; a ``fallback`` turns it into a value returned instead.
+
     Attributes:
         route_to: The team, role or queue that takes the workflow's exceptions.
-        handler: A callable given each exception record; an import path in files.
+        handler: A callable given each `ExceptionRecord` (sync or async); an import
+            path in files. If it fails, that is recorded and the original error still
+            propagates.
+        fallback: A callable given the `ExceptionRecord` whose return value the
+            governed function returns instead of raising (functions and coroutine
+            functions only; streams always re-raise). Recorded as a fallback.
     """
 
     route_to: str = Field(min_length=1)
     handler: ImportedCallable | None = None
+    fallback: ImportedCallable | None = None
 
 
 _DEPLOYED_STAGES = ("pilot", "production")
@@ -207,6 +216,9 @@ class Workflow(Declaration):
         exception_path: Where failures go.
         metrics: The operating results the workflow is measured by.
         stop_rules: When the workflow stops itself.
+        on_store_unavailable: ``refuse`` (the default: fail closed) or
+            ``run_ungoverned``, which lets calls go ahead while the store cannot answer
+            and records them when it is back.
     """
 
     name: Name
@@ -223,6 +235,7 @@ class Workflow(Declaration):
     exception_path: ExceptionPath | None = None
     metrics: tuple[Metric, ...] = ()
     stop_rules: tuple[StopRule, ...] = ()
+    on_store_unavailable: Literal["refuse", "run_ungoverned"] = "refuse"
 
     @model_validator(mode="before")
     @classmethod

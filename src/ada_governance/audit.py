@@ -1,0 +1,61 @@
+"""The audit log: governance events as structlog events and append-only store rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from .records import AuditEvent
+
+__all__ = ["RUN_FAILED", "RUN_REFUSED", "log_event", "logger"]
+
+RUN_REFUSED = "run_refused"
+RUN_FAILED = "run_failed"
+RUN_CANCELLED = "run_cancelled"
+EXCEPTION_ROUTED = "exception_routed"
+EXCEPTION_HANDLER_FAILED = "exception_handler_failed"
+FALLBACK_RETURNED = "fallback_returned"
+FALLBACK_FAILED = "fallback_failed"
+STAGE_CHANGED = "stage_changed"
+UNGOVERNED_RUN = "ungoverned_run"
+STORE_UNAVAILABLE = "store_unavailable"
+BACKLOG_FLUSHED = "backlog_flushed"
+
+_LEVELS = {
+    RUN_REFUSED: "warning",
+    RUN_FAILED: "warning",
+    RUN_CANCELLED: "info",
+    EXCEPTION_ROUTED: "info",
+    EXCEPTION_HANDLER_FAILED: "error",
+    FALLBACK_RETURNED: "info",
+    FALLBACK_FAILED: "error",
+    STAGE_CHANGED: "info",
+    UNGOVERNED_RUN: "warning",
+    STORE_UNAVAILABLE: "error",
+    BACKLOG_FLUSHED: "info",
+}
+
+logger = structlog.get_logger("ada_governance")
+"""The library's logger. Configure structlog (or the stdlib logging it may route to) to
+filter or format it; routine run start and end are never logged here."""
+
+
+def log_event(event: AuditEvent, owner: str | None = None, **extra: Any) -> None:
+    """Emit an audit event as a structlog event bound with workflow, run and owner.
+
+    Logging never raises into the caller: a broken logging setup must not break a call.
+    """
+    try:
+        method = getattr(logger, _LEVELS.get(event.event, "info"))
+        method(
+            event.event,
+            workflow=event.workflow,
+            run_id=event.run_id,
+            owner=owner,
+            actor=event.actor,
+            **event.data,
+            **extra,
+        )
+    except Exception:
+        pass

@@ -1,0 +1,253 @@
+"""The active run: what a governed function can ask for and record while it works."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+from .exceptions import NoActiveRun, UsageError
+from .records import TriggerEvent
+from .workflow import Workflow
+
+__all__ = ["ExceptionRecord", "ModelCall", "Run", "current_run", "with_current_context"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_CURRENT: contextvars.ContextVar[Run | None] = contextvars.ContextVar(
+    "ada_governance_current_run", default=None
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One model call made inside a run.
+
+    Attributes:
+        model: The model's name (``"gpt-4o-mini"``).
+        provider: Who serves it (``"openai"``), if known.
+        input_tokens: Input tokens, if known.
+        output_tokens: Output tokens, if known.
+        cost: Cost in USD, if known.
+        at: When it was recorded.
+    """
+
+    model: str
+    provider: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: float | None
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionRecord:
+    """What the exception path's handler and fallback are given about a failure.
+
+    Attributes:
+        workflow: The workflow's name.
+        version: Its version.
+        run_id: The failed run.
+        owner: The workflow's business owner, if declared.
+        route_to: Who takes the workflow's exceptions, if declared.
+        error_type: The exception's class name.
+        error: The exception itself.
+        trigger: The event that started the run.
+        occurred_at: When the failure was caught.
+    """
+
+    workflow: str
+    version: str
+    run_id: str
+    owner: str | None
+    route_to: str | None
+    error_type: str
+    error: BaseException
+    trigger: TriggerEvent
+    occurred_at: dt.datetime
+
+    def __str__(self) -> str:
+        return f"{self.workflow} run {self.run_id} failed with {self.error_type}: {self.error}"
+
+
+def _check_count(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise UsageError(f"{name} must be a whole number of tokens, 0 or more; got {value!r}")
+
+
+class Run:
+    """One governed run of a workflow.
+
+    Get the active one with `current_run()`. A run records what the governed code did
+    (model calls, outcomes, annotations); governance writes it to the ledger when it ends.
+
+    Attributes:
+        id: The run's id.
+        workflow: The workflow's declaration.
+        trigger: The event that started the run.
+        started_at: When governance opened the run.
+        parent: The run this one is nested in, if any.
+        ungoverned: Whether the run went ahead while the store was unavailable.
+    """
+
+    __slots__ = (
+        "_annotations",
+        "_model_calls",
+        "_outcome_ref",
+        "_outcomes",
+        "fallback",
+        "id",
+        "parent",
+        "started_at",
+        "trigger",
+        "ungoverned",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        workflow: Workflow,
+        trigger: TriggerEvent,
+        started_at: dt.datetime,
+        parent: Run | None = None,
+    ) -> None:
+        self.id = id
+        self.workflow = workflow
+        self.trigger = trigger
+        self.started_at = started_at
+        self.parent = parent
+        self.ungoverned = False
+        self.fallback: Any = None
+        self._outcomes: dict[str, float] = {}
+        self._outcome_ref: str | None = None
+        self._annotations: dict[str, Any] = {}
+        self._model_calls: list[ModelCall] = []
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id} of {self.workflow.name} {self.workflow.version}>"
+
+    def record_outcome(self, ref: str | None = None, **values: float) -> None:
+        """Record the run's outcome against the system of record.
+
+        Args:
+            ref: The outcome's reference in the system of record (a CRM activity id).
+            **values: Named outcome values, such as ``meeting_booked=1``.
+
+        Raises:
+            UsageError: A value is not a finite number.
+        """
+        for name, value in values.items():
+            if isinstance(value, bool):
+                value = int(value)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UsageError(f"outcome {name!r} must be a finite number; got {value!r}")
+        if ref is not None:
+            self._outcome_ref = str(ref)
+        self._outcomes.update({name: float(value) for name, value in values.items()})
+
+    def record_model_call(
+        self,
+        model: str,
+        provider: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost: float | None = None,
+        *,
+        at: dt.datetime | None = None,
+    ) -> ModelCall:
+        """Record a model call made for this run, so budgets and reports can count it.
+
+        Args:
+            model: The model's name.
+            provider: Who serves it.
+            input_tokens: Input tokens, if known.
+            output_tokens: Output tokens, if known.
+            cost: Cost in USD, if known.
+            at: When the call was made; now if not given.
+
+        Returns:
+            The recorded call.
+
+        Raises:
+            UsageError: A count is negative or not whole, or the cost is negative.
+        """
+        _check_count("input_tokens", input_tokens)
+        _check_count("output_tokens", output_tokens)
+        if cost is not None and (not isinstance(cost, (int, float)) or not cost >= 0):
+            raise UsageError(f"cost must be a number of USD, 0 or more; got {cost!r}")
+        call = ModelCall(
+            model,
+            provider,
+            input_tokens,
+            output_tokens,
+            cost,
+            at or dt.datetime.now(dt.timezone.utc),
+        )
+        self._model_calls.append(call)
+        return call
+
+    def annotate(self, **attributes: Any) -> None:
+        """Attach facts to the run's ledger row (JSON-ready values)."""
+        self._annotations.update(attributes)
+
+    @property
+    def outcomes(self) -> dict[str, float]:
+        """The outcome values recorded so far (a copy)."""
+        return dict(self._outcomes)
+
+    @property
+    def outcome_ref(self) -> str | None:
+        """The outcome's reference in the system of record, if recorded."""
+        return self._outcome_ref
+
+    @property
+    def annotations(self) -> dict[str, Any]:
+        """The annotations recorded so far (a copy)."""
+        return dict(self._annotations)
+
+    @property
+    def model_calls(self) -> tuple[ModelCall, ...]:
+        """The model calls recorded so far."""
+        return tuple(self._model_calls)
+
+
+def current_run() -> Run:
+    """Return the run active in this context.
+
+    Raises:
+        NoActiveRun: No governed run is active here. Threads do not inherit the run:
+            wrap the function you submit with `with_current_context`.
+    """
+    run = _CURRENT.get()
+    if run is None:
+        raise NoActiveRun(
+            "current_run() was called outside a governed run: call it inside a function "
+            "decorated with @governed_workflow or a `with governed_run(...)` block; in a "
+            "thread pool, submit with_current_context(fn)"
+        )
+    return run
+
+
+def with_current_context(fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap ``fn`` so it runs in a copy of the caller's context, active run included.
+
+    Threads and pools start with an empty context; submit the wrapped function instead::
+
+        executor.submit(with_current_context(draft), lead)
+
+    Each call runs in its own copy, so the wrapper may be called from many threads at
+    once. No executor is patched.
+    """
+    context = contextvars.copy_context()
+
+    @functools.wraps(fn)
+    def run_in_context(*args: P.args, **kwargs: P.kwargs) -> R:
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run_in_context

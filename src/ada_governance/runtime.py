@@ -1,0 +1,762 @@
+"""The governed runtime: decorators and context managers that enforce a declaration.
+
+One engine serves sync and async code. Each stage of a run (open, succeed, fail) is
+written once, as a generator that yields the I/O it needs (a store call, a handler call)
+and receives the answer; `_drive` answers it synchronously and `_adrive` with
+``await``. The decorators only choose the runner and how the body is called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import inspect
+import os
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from typing import Any, ParamSpec, TypeVar, cast
+
+from . import audit, policy
+from .exceptions import GovernanceUnavailable, TriggerRefused, UsageError
+from .governance import Governance, get_governance
+from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
+from .run import _CURRENT, ExceptionRecord, Run
+from .storage import Store
+from .workflow import Workflow
+
+__all__ = ["GovernedRun", "governed_run", "governed_workflow"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_STORE = 0
+_CALL = 1
+Op = tuple[int, Any, tuple[Any, ...]]
+Steps = Generator[Op, Any, T]
+
+
+class _NoFallback:
+    """Marks that the exception path gave no fallback value: re-raise."""
+
+
+_NO_FALLBACK = _NoFallback()
+_MESSAGE_LIMIT = 500
+
+
+def _new_id() -> str:
+    return os.urandom(16).hex()
+
+
+def _drive(steps: Steps[T], store: Store) -> T:
+    """Run an engine stage, answering its requests synchronously."""
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            kind, target, args = steps.throw(error) if error is not None else steps.send(answer)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        error = None
+        try:
+            if kind == _STORE:
+                answer = getattr(store, target)(*args)
+            else:
+                answer = target(*args)
+                if inspect.isawaitable(answer):
+                    if inspect.iscoroutine(answer):
+                        answer.close()
+                    raise UsageError(
+                        f"{target!r} is async, but the governed code is sync: give a sync "
+                        "handler, or make the governed function async"
+                    )
+        except Exception as exc:
+            answer, error = None, exc
+
+
+async def _adrive(steps: Steps[T], store: Store) -> T:
+    """Run an engine stage, answering its requests with ``await``."""
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            kind, target, args = steps.throw(error) if error is not None else steps.send(answer)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        error = None
+        try:
+            if kind == _STORE:
+                answer = await getattr(store, "a" + target)(*args)
+            else:
+                answer = target(*args)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+        except Exception as exc:
+            answer, error = None, exc
+
+
+class _Engine:
+    """Everything about one governed callable that can be worked out once, not per call."""
+
+    __slots__ = (
+        "fallback",
+        "governance",
+        "handler",
+        "owner",
+        "route_to",
+        "trigger_from",
+        "trigger_index",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        governance: Governance | None,
+        trigger_from: str | Callable[..., Any] | None,
+        fn: Callable[..., Any] | None,
+    ) -> None:
+        if not isinstance(workflow, Workflow):
+            raise UsageError(
+                f"governed_workflow needs a Workflow declaration, not {type(workflow).__name__}"
+            )
+        self.workflow = workflow
+        self.governance = governance
+        self.owner = workflow.owner.name if workflow.owner else None
+        path = workflow.exception_path
+        self.route_to = path.route_to if path else None
+        self.handler = path.handler if path else None
+        self.fallback = path.fallback if path else None
+        self.trigger_from = trigger_from
+        self.trigger_index: int | None = None
+        if isinstance(trigger_from, str) and fn is not None:
+            parameters = list(inspect.signature(fn).parameters)
+            if trigger_from not in parameters:
+                raise UsageError(
+                    f"trigger_from={trigger_from!r} names no parameter of {fn.__qualname__}; "
+                    f"its parameters are {', '.join(parameters) or 'none'}"
+                )
+            self.trigger_index = parameters.index(trigger_from)
+
+    # --- the trigger -------------------------------------------------------------------
+
+    def _trigger(
+        self,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        explicit: TriggerEvent | str | None,
+        parent: Run | None,
+        now: dt.datetime,
+    ) -> tuple[TriggerEvent, policy.Refusal | None]:
+        found: Any = explicit
+        if found is None and self.trigger_from is not None:
+            try:
+                found = self._extract(args, kwargs)
+            except Exception as exc:
+                return self._unknown(now), policy.Refusal(
+                    TriggerRefused,
+                    f"could not take the trigger event from the call: {type(exc).__name__}: {exc}",
+                )
+        if found is None:
+            for value in (*args, *kwargs.values()):
+                if type(value) is TriggerEvent:
+                    found = value
+                    break
+        if found is None and parent is not None and self._accepts(parent.trigger.type):
+            found = parent.trigger
+        if found is None:
+            event_type = policy.default_trigger_type(self.workflow)
+            refusal = policy.check_trigger(self.workflow, event_type)
+            return TriggerEvent(_new_id(), event_type or "unknown", now), refusal
+        try:
+            event = _as_trigger_event(found, now)
+        except (TypeError, ValueError) as exc:
+            return self._unknown(now), policy.Refusal(TriggerRefused, str(exc))
+        return event, policy.check_trigger(self.workflow, event.type)
+
+    def _extract(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        source = self.trigger_from
+        if callable(source):
+            return source(*args, **kwargs)
+        if isinstance(source, str) and source in kwargs:
+            return kwargs[source]
+        if self.trigger_index is not None and self.trigger_index < len(args):
+            return args[self.trigger_index]
+        raise ValueError(f"the call did not pass the argument {source!r}")
+
+    def _accepts(self, event_type: str) -> bool:
+        trigger = self.workflow.trigger
+        return trigger is None or event_type in trigger.events
+
+    @staticmethod
+    def _unknown(now: dt.datetime) -> TriggerEvent:
+        return TriggerEvent(_new_id(), "unknown", now)
+
+    # --- the stages of a run -------------------------------------------------------------
+
+    def open(
+        self,
+        governance: Governance,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        explicit: TriggerEvent | str | None = None,
+    ) -> Steps[Run]:
+        """Open a run: resolve its trigger, read the stored state, admit or refuse it."""
+        workflow = self.workflow
+        now = governance.clock.now()
+        parent = _CURRENT.get()
+        event, refusal = self._trigger(args, kwargs, explicit, parent, now)
+        run = Run(_new_id(), workflow, event, now, parent)
+        try:
+            state = yield (_STORE, "get_state", (workflow.name,))
+        except Exception as exc:
+            if workflow.on_store_unavailable == "run_ungoverned" and refusal is None:
+                run.ungoverned = True
+                audit.log_event(
+                    AuditEvent(
+                        now,
+                        audit.UNGOVERNED_RUN,
+                        workflow.name,
+                        run.id,
+                        data={"store_error": _describe(exc)},
+                    ),
+                    self.owner,
+                )
+                return run
+            message = (
+                f"the governance store ({governance.store.url}) could not say whether "
+                f"workflow {workflow.name!r} may run, so the call was refused: "
+                f"{_describe(exc)}"
+            )
+            record = self._record(run, RunStatus.REFUSED, now, refusal_reason="store_unavailable")
+            event_row = AuditEvent(
+                now,
+                audit.RUN_REFUSED,
+                workflow.name,
+                run.id,
+                data={"reason": "store_unavailable", "message": message},
+            )
+            governance._hold(record, (event_row,))
+            audit.log_event(event_row, self.owner)
+            raise GovernanceUnavailable(message, workflow=workflow.name, run_id=run.id) from exc
+        if refusal is None:
+            refusal = policy.admit(workflow, state, development=governance.development)
+        if refusal is not None:
+            record = self._record(run, RunStatus.REFUSED, now, refusal_reason=refusal.reason)
+            event_row = AuditEvent(
+                now,
+                audit.RUN_REFUSED,
+                workflow.name,
+                run.id,
+                data={"reason": refusal.reason, "message": refusal.message},
+            )
+            yield from self._write(governance, record, (event_row,))
+            audit.log_event(event_row, self.owner)
+            raise refusal.error(refusal.message, workflow=workflow.name, run_id=run.id)
+        return run
+
+    def succeed(self, governance: Governance, run: Run) -> Steps[None]:
+        """Close a run whose body returned."""
+        record = self._record(run, RunStatus.SUCCEEDED, governance.clock.now())
+        yield from self._write(governance, record, self._ungoverned_events(run, record))
+
+    def fail(
+        self, governance: Governance, run: Run, error: BaseException, *, fallback: bool = True
+    ) -> Steps[Any]:
+        """Close a run whose body raised: record, count and route the error.
+
+        Returns the fallback value, or `_NO_FALLBACK` when the error must propagate.
+        """
+        now = governance.clock.now()
+        workflow = self.workflow
+        error_type = type(error).__name__
+        if not isinstance(error, Exception):
+            # Cancellation, an early-closed stream, KeyboardInterrupt: the caller stopped
+            # the run; it did not fail, and the exception path is not for it.
+            record = self._record(run, RunStatus.CANCELLED, now, error_type=error_type)
+            yield from self._write(governance, record, self._ungoverned_events(run, record))
+            return _NO_FALLBACK
+        message = str(error)[:_MESSAGE_LIMIT]
+        events = [
+            AuditEvent(
+                now,
+                audit.RUN_FAILED,
+                workflow.name,
+                run.id,
+                data={"error_type": error_type, "message": message},
+            ),
+        ]
+        exception_record = ExceptionRecord(
+            workflow.name,
+            workflow.version,
+            run.id,
+            self.owner,
+            self.route_to,
+            error_type,
+            error,
+            run.trigger,
+            now,
+        )
+        if workflow.exception_path is not None:
+            events.append(
+                AuditEvent(
+                    now,
+                    audit.EXCEPTION_ROUTED,
+                    workflow.name,
+                    run.id,
+                    data={"error_type": error_type, "route_to": self.route_to},
+                )
+            )
+        if self.handler is not None:
+            try:
+                yield (_CALL, self.handler, (exception_record,))
+            except Exception as handler_error:
+                events.append(
+                    AuditEvent(
+                        now,
+                        audit.EXCEPTION_HANDLER_FAILED,
+                        workflow.name,
+                        run.id,
+                        data={"error": _describe(handler_error)},
+                    )
+                )
+        result: Any = _NO_FALLBACK
+        if fallback and self.fallback is not None:
+            try:
+                result = yield (_CALL, self.fallback, (exception_record,))
+                events.append(
+                    AuditEvent(
+                        now,
+                        audit.FALLBACK_RETURNED,
+                        workflow.name,
+                        run.id,
+                        data={"error_type": error_type},
+                    )
+                )
+            except Exception as fallback_error:
+                result = _NO_FALLBACK
+                events.append(
+                    AuditEvent(
+                        now,
+                        audit.FALLBACK_FAILED,
+                        workflow.name,
+                        run.id,
+                        data={"error": _describe(fallback_error)},
+                    )
+                )
+        record = self._record(
+            run,
+            RunStatus.FAILED,
+            now,
+            error_type=error_type,
+            error_message=message,
+            fallback_used=result is not _NO_FALLBACK,
+        )
+        events.extend(self._ungoverned_events(run, record))
+        yield from self._write(governance, record, events)
+        for event in events:
+            audit.log_event(event, self.owner)
+        return result
+
+    # --- writing -----------------------------------------------------------------------
+
+    def _record(
+        self,
+        run: Run,
+        status: RunStatus,
+        ended_at: dt.datetime,
+        *,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        refusal_reason: str | None = None,
+        fallback_used: bool = False,
+    ) -> RunRecord:
+        calls = run._model_calls
+        trigger = run.trigger
+        return RunRecord(
+            run_id=run.id,
+            workflow=self.workflow.name,
+            version=self.workflow.version,
+            status=status,
+            trigger_id=trigger.id,
+            trigger_type=trigger.type,
+            received_at=trigger.received_at,
+            started_at=run.started_at,
+            ended_at=ended_at,
+            parent_run_id=run.parent.id if run.parent is not None else None,
+            error_type=error_type,
+            error_message=error_message,
+            refusal_reason=refusal_reason,
+            fallback_used=fallback_used,
+            ungoverned=run.ungoverned,
+            model_calls=len(calls),
+            input_tokens=sum(c.input_tokens or 0 for c in calls) if calls else 0,
+            output_tokens=sum(c.output_tokens or 0 for c in calls) if calls else 0,
+            cost=sum(c.cost or 0.0 for c in calls) if calls else 0.0,
+            outcome_ref=run._outcome_ref,
+            outcomes=dict(run._outcomes),
+            annotations=dict(run._annotations),
+        )
+
+    @staticmethod
+    def _ungoverned_events(run: Run, record: RunRecord) -> tuple[AuditEvent, ...]:
+        if not run.ungoverned:
+            return ()
+        return (
+            AuditEvent(
+                record.ended_at,
+                audit.UNGOVERNED_RUN,
+                record.workflow,
+                run.id,
+                data={"status": record.status.value},
+            ),
+        )
+
+    def _write(
+        self,
+        governance: Governance,
+        record: RunRecord,
+        events: tuple[AuditEvent, ...] | list[AuditEvent],
+    ) -> Steps[None]:
+        """Write a ledger row; hold it in memory if the store cannot take it now."""
+        try:
+            yield (_STORE, "record_run", (record, events))
+        except Exception as exc:
+            governance._hold(record, events)
+            audit.log_event(
+                AuditEvent(
+                    record.ended_at,
+                    audit.STORE_UNAVAILABLE,
+                    record.workflow,
+                    record.run_id,
+                    data={"error": _describe(exc), "held": True},
+                ),
+                self.owner,
+            )
+            return
+        if governance._backlog:
+            held = governance._take_backlog()
+            for index, (row, row_events) in enumerate(held):
+                try:
+                    yield (_STORE, "record_run", (row, row_events))
+                except Exception:
+                    for item in held[index:]:
+                        governance._hold(*item)
+                    return
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:_MESSAGE_LIMIT]
+
+
+def _as_trigger_event(found: Any, now: dt.datetime) -> TriggerEvent:
+    if isinstance(found, TriggerEvent):
+        return found
+    if isinstance(found, str):
+        return TriggerEvent(_new_id(), found, now)
+    if isinstance(found, Mapping):
+        data = dict(found)
+        unknown = set(data) - {"id", "type", "received_at", "payload_ref"}
+        if unknown or "type" not in data:
+            raise ValueError(
+                "a trigger mapping has 'type' and may have 'id', 'received_at' and "
+                f"'payload_ref'; got {sorted(data)}"
+            )
+        received = data.get("received_at", now)
+        if isinstance(received, str):
+            received = dt.datetime.fromisoformat(received)
+        return TriggerEvent(
+            str(data.get("id") or _new_id()),
+            str(data["type"]),
+            received,
+            data.get("payload_ref"),
+        )
+    raise TypeError(
+        f"a trigger is a TriggerEvent, an event type or a mapping, not {type(found).__name__}"
+    )
+
+
+# --- decorators ----------------------------------------------------------------------------
+
+
+def _wrap_function(fn: Callable[..., Any], engine: _Engine) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def governed(*args: Any, **kwargs: Any) -> Any:
+        governance = engine.governance or get_governance()
+        run = _drive(engine.open(governance, args, kwargs), governance.store)
+        token = _CURRENT.set(run)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            fallback = _drive(engine.fail(governance, run, error), governance.store)
+            if fallback is _NO_FALLBACK:
+                raise
+            return fallback
+        finally:
+            _CURRENT.reset(token)
+        _drive(engine.succeed(governance, run), governance.store)
+        return result
+
+    return governed
+
+
+def _wrap_coroutine(fn: Callable[..., Any], engine: _Engine) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def governed(*args: Any, **kwargs: Any) -> Any:
+        governance = engine.governance or get_governance()
+        run = await _adrive(engine.open(governance, args, kwargs), governance.store)
+        token = _CURRENT.set(run)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as error:
+            fallback = await _adrive(engine.fail(governance, run, error), governance.store)
+            if fallback is _NO_FALLBACK:
+                raise
+            return fallback
+        finally:
+            _CURRENT.reset(token)
+        await _adrive(engine.succeed(governance, run), governance.store)
+        return result
+
+    return governed
+
+
+def _wrap_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[..., Any]:
+    # The run is current only while the body runs between yields, and is set and reset
+    # within one step each time: never across a yield, so no context leaks to the
+    # consumer or is reset from another context.
+    @functools.wraps(fn)
+    def governed(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        governance = engine.governance or get_governance()
+        run = _drive(engine.open(governance, args, kwargs), governance.store)
+        inner = fn(*args, **kwargs)
+        answer: Any = None
+        thrown: BaseException | None = None
+        try:
+            while True:
+                token = _CURRENT.set(run)
+                try:
+                    item = inner.throw(thrown) if thrown is not None else inner.send(answer)
+                finally:
+                    _CURRENT.reset(token)
+                thrown = None
+                try:
+                    answer = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as error:
+                    thrown, answer = error, None
+        except StopIteration as stop:
+            _drive(engine.succeed(governance, run), governance.store)
+            return stop.value
+        except GeneratorExit as closed:
+            token = _CURRENT.set(run)
+            try:
+                inner.close()
+            except BaseException as error:
+                _drive(engine.fail(governance, run, error, fallback=False), governance.store)
+                raise
+            finally:
+                _CURRENT.reset(token)
+            _drive(engine.fail(governance, run, closed, fallback=False), governance.store)
+            raise
+        except BaseException as error:
+            _drive(engine.fail(governance, run, error, fallback=False), governance.store)
+            raise
+
+    return governed
+
+
+def _wrap_async_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def governed(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+        governance = engine.governance or get_governance()
+        run = await _adrive(engine.open(governance, args, kwargs), governance.store)
+        inner = fn(*args, **kwargs)
+        answer: Any = None
+        thrown: BaseException | None = None
+        try:
+            while True:
+                token = _CURRENT.set(run)
+                try:
+                    if thrown is not None:
+                        item = await inner.athrow(thrown)
+                    else:
+                        item = await inner.asend(answer)
+                finally:
+                    _CURRENT.reset(token)
+                thrown = None
+                try:
+                    answer = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as error:
+                    thrown, answer = error, None
+        except StopAsyncIteration:
+            await _adrive(engine.succeed(governance, run), governance.store)
+        except GeneratorExit as closed:
+            token = _CURRENT.set(run)
+            try:
+                await inner.aclose()
+            except BaseException as error:
+                await _adrive(engine.fail(governance, run, error, fallback=False), governance.store)
+                raise
+            finally:
+                _CURRENT.reset(token)
+            await _adrive(engine.fail(governance, run, closed, fallback=False), governance.store)
+            raise
+        except BaseException as error:
+            await _adrive(engine.fail(governance, run, error, fallback=False), governance.store)
+            raise
+
+    return governed
+
+
+def _wrap(fn: Callable[..., Any], engine: _Engine) -> Callable[..., Any]:
+    if inspect.isasyncgenfunction(fn):
+        return _wrap_async_generator(fn, engine)
+    if inspect.iscoroutinefunction(fn):
+        return _wrap_coroutine(fn, engine)
+    if inspect.isgeneratorfunction(fn):
+        return _wrap_generator(fn, engine)
+    return _wrap_function(fn, engine)
+
+
+def governed_workflow(
+    workflow: Workflow,
+    *,
+    governance: Governance | None = None,
+    trigger_from: str | Callable[..., Any] | None = None,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Govern every call of a function by a declared workflow.
+
+    Works on plain functions, coroutine functions, generator functions, async generator
+    functions, methods, staticmethods and classmethods, keeping their signature.
+
+    Each call opens a run: its trigger event is resolved, the workflow's stored stage is
+    read from the store (fail closed if it cannot be), and a refused run raises a
+    `RunRefused` error and is recorded. The body then runs with the run available from
+    `current_run()`. A failure is recorded, routed down the exception path and
+    re-raised (or replaced by a declared fallback). Every run leaves one ledger row.
+    For generators, the run opens on the first ``next()`` and ends when the stream is
+    exhausted, raises or is closed.
+
+    Args:
+        workflow: The declaration to enforce.
+        governance: The governance to use; the process-wide one (`configure`) if not
+            given, looked up at call time.
+        trigger_from: Where each call's trigger event comes from: the name of a
+            parameter holding a `TriggerEvent` (or a mapping, or an event type), or a
+            callable given the call's arguments that returns one. Without it, an
+            argument that is a `TriggerEvent` is used; else the enclosing run's event;
+            else one is made at call time with the workflow's only event type.
+
+    Returns:
+        A decorator.
+    """
+
+    def decorate(fn: Any) -> Any:
+        if isinstance(fn, (staticmethod, classmethod)):
+            inner = fn.__func__
+            return type(fn)(_wrap(inner, _Engine(workflow, governance, trigger_from, inner)))
+        if not callable(fn):
+            raise UsageError(f"@governed_workflow decorates a function, not {fn!r}")
+        return _wrap(fn, _Engine(workflow, governance, trigger_from, fn))
+
+    # Validate the declaration and arguments now, not at the first call.
+    _Engine(workflow, governance, None, None)
+    if trigger_from is not None and not (isinstance(trigger_from, str) or callable(trigger_from)):
+        raise UsageError("trigger_from is a parameter name or a callable")
+    return decorate
+
+
+class GovernedRun:
+    """A governed run as a context manager, for ``with`` and ``async with``.
+
+    Made by `governed_run`. Entering opens the run (or raises a `RunRefused`);
+    leaving records it. An exception leaving the block is recorded and routed down the
+    exception path; if the path declares a fallback, the exception is suppressed and the
+    fallback's value is left in ``run.fallback``.
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        trigger: TriggerEvent | str | None,
+        governance: Governance | None,
+    ) -> None:
+        self._engine = _Engine(workflow, governance, None, None)
+        self._trigger = trigger
+        self._governance = governance
+        self._run: Run | None = None
+        self._token: Any = None
+        self._active: Governance | None = None
+
+    def _begin(self) -> Governance:
+        if self._active is not None:
+            raise UsageError("a governed_run(...) block can be entered once; make a new one")
+        self._active = self._governance or get_governance()
+        return self._active
+
+    def __enter__(self) -> Run:
+        governance = self._begin()
+        self._run = _drive(self._engine.open(governance, (), {}, self._trigger), governance.store)
+        self._token = _CURRENT.set(self._run)
+        return self._run
+
+    def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
+        governance = cast(Governance, self._active)
+        run = cast(Run, self._run)
+        try:
+            if error is None:
+                _drive(self._engine.succeed(governance, run), governance.store)
+                return False
+            fallback = _drive(self._engine.fail(governance, run, error), governance.store)
+        finally:
+            _CURRENT.reset(self._token)
+        if fallback is _NO_FALLBACK:
+            return False
+        run.fallback = fallback
+        return True
+
+    async def __aenter__(self) -> Run:
+        governance = self._begin()
+        self._run = await _adrive(
+            self._engine.open(governance, (), {}, self._trigger), governance.store
+        )
+        self._token = _CURRENT.set(self._run)
+        return self._run
+
+    async def __aexit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
+        governance = cast(Governance, self._active)
+        run = cast(Run, self._run)
+        try:
+            if error is None:
+                await _adrive(self._engine.succeed(governance, run), governance.store)
+                return False
+            fallback = await _adrive(self._engine.fail(governance, run, error), governance.store)
+        finally:
+            _CURRENT.reset(self._token)
+        if fallback is _NO_FALLBACK:
+            return False
+        run.fallback = fallback
+        return True
+
+
+def governed_run(
+    workflow: Workflow,
+    trigger: TriggerEvent | str | None = None,
+    *,
+    governance: Governance | None = None,
+) -> GovernedRun:
+    """Govern a block of code as one run of ``workflow``: ``with`` or ``async with``.
+
+    Args:
+        workflow: The declaration to enforce.
+        trigger: The event that started the run, or just its type; if not given, the
+            enclosing run's event, else one made now with the workflow's only event type.
+        governance: The governance to use; the process-wide one if not given.
+
+    Returns:
+        A context manager whose value is the `Run`.
+    """
+    return GovernedRun(workflow, trigger, governance)

@@ -1,0 +1,187 @@
+"""The storage protocol every backend implements, sync with async twins.
+
+A store keeps workflow state (stage, kill switch), the run ledger and the append-only
+audit log; later, reviews, stop-rule counters and budgets. Every check-then-act is one
+transaction in the backend. Backends raise `StoreError` (or any exception) when
+they cannot answer; the runtime turns that into a refusal, failing closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+
+__all__ = ["Store", "StoreError", "SyncStoreBase"]
+
+
+class StoreError(Exception):
+    """A store could not do what it was asked (unreachable, locked, corrupt, too new)."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What the runtime needs from a storage backend.
+
+    Each method has an async twin prefixed with ``a`` (``get_state`` / ``aget_state``).
+    """
+
+    url: str
+    """Where the store lives, as the URL that opens it (no password)."""
+
+    def get_state(self, workflow: str) -> WorkflowState | None:
+        """Return the stored state of ``workflow``, or ``None`` if none was ever stored."""
+        ...
+
+    def set_state(self, state: WorkflowState, event: AuditEvent) -> None:
+        """Store a workflow's new state and its audit event in one transaction."""
+        ...
+
+    def record_run(self, record: RunRecord, events: Sequence[AuditEvent] = ()) -> None:
+        """Add a ledger row, with the audit events about it, in one transaction.
+
+        Recording a run id that is already in the ledger replaces nothing and raises
+        nothing: a retried write is harmless.
+        """
+        ...
+
+    def append_audit(self, event: AuditEvent) -> None:
+        """Append one audit event."""
+        ...
+
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        status: RunStatus | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Return ledger rows, oldest first, filtered by workflow, start time and status."""
+        ...
+
+    def list_audit(
+        self,
+        workflow: str | None = None,
+        *,
+        event: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Return audit events in the order they were appended."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store may not be used afterwards."""
+        ...
+
+    async def aget_state(self, workflow: str) -> WorkflowState | None:
+        """Async twin of `get_state`."""
+        ...
+
+    async def aset_state(self, state: WorkflowState, event: AuditEvent) -> None:
+        """Async twin of `set_state`."""
+        ...
+
+    async def arecord_run(self, record: RunRecord, events: Sequence[AuditEvent] = ()) -> None:
+        """Async twin of `record_run`."""
+        ...
+
+    async def aappend_audit(self, event: AuditEvent) -> None:
+        """Async twin of `append_audit`."""
+        ...
+
+    async def alist_runs(
+        self,
+        workflow: str | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        status: RunStatus | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Async twin of `list_runs`."""
+        ...
+
+    async def alist_audit(
+        self,
+        workflow: str | None = None,
+        *,
+        event: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Async twin of `list_audit`."""
+        ...
+
+    async def aclose(self) -> None:
+        """Async twin of `close`."""
+        ...
+
+
+class SyncStoreBase:
+    """Gives a store with sync methods its async twins.
+
+    Stores whose calls never block (memory) run them inline; stores that wait on disk or
+    locks (SQLite) set ``blocking = True`` and run them in a worker thread, so an event
+    loop is never held up by a busy database.
+    """
+
+    blocking: bool = False
+
+    async def _call(self, name: str, *args: object, **kwargs: object) -> object:
+        method = getattr(self, name)
+        if self.blocking:
+            return await asyncio.to_thread(method, *args, **kwargs)
+        return method(*args, **kwargs)
+
+    async def aget_state(self, workflow: str) -> WorkflowState | None:
+        """Async twin of ``get_state``."""
+        return await self._call("get_state", workflow)  # type: ignore[return-value]
+
+    async def aset_state(self, state: WorkflowState, event: AuditEvent) -> None:
+        """Async twin of ``set_state``."""
+        await self._call("set_state", state, event)
+
+    async def arecord_run(self, record: RunRecord, events: Sequence[AuditEvent] = ()) -> None:
+        """Async twin of ``record_run``."""
+        await self._call("record_run", record, events)
+
+    async def aappend_audit(self, event: AuditEvent) -> None:
+        """Async twin of ``append_audit``."""
+        await self._call("append_audit", event)
+
+    async def alist_runs(
+        self,
+        workflow: str | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        status: RunStatus | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Async twin of ``list_runs``."""
+        return await self._call(  # type: ignore[return-value]
+            "list_runs", workflow, since=since, until=until, status=status, limit=limit
+        )
+
+    async def alist_audit(
+        self,
+        workflow: str | None = None,
+        *,
+        event: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Async twin of ``list_audit``."""
+        return await self._call(  # type: ignore[return-value]
+            "list_audit", workflow, event=event, since=since, limit=limit
+        )
+
+    async def aclose(self) -> None:
+        """Async twin of ``close``."""
+        await self._call("close")

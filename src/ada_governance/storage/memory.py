@@ -1,0 +1,106 @@
+"""The in-memory store: for tests and notebooks; one process, nothing kept."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import threading
+from collections.abc import Sequence
+
+from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from .base import StoreError, SyncStoreBase
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore(SyncStoreBase):
+    """A store held in this process's memory, safe across threads.
+
+    Args:
+        url: The URL it was opened by (``memory://``).
+    """
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._states: dict[str, WorkflowState] = {}
+        self._runs: dict[str, RunRecord] = {}
+        self._audit: list[AuditEvent] = []
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the memory store is closed")
+
+    def get_state(self, workflow: str) -> WorkflowState | None:
+        self._check_open()
+        return self._states.get(workflow)
+
+    def set_state(self, state: WorkflowState, event: AuditEvent) -> None:
+        with self._lock:
+            self._check_open()
+            self._states[state.workflow] = state
+            self._append(event)
+
+    def _append(self, event: AuditEvent) -> None:
+        self._audit.append(dataclasses.replace(event, id=len(self._audit) + 1))
+
+    def record_run(self, record: RunRecord, events: Sequence[AuditEvent] = ()) -> None:
+        with self._lock:
+            self._check_open()
+            if record.run_id in self._runs:
+                return
+            self._runs[record.run_id] = dataclasses.replace(
+                record, outcomes=dict(record.outcomes), annotations=dict(record.annotations)
+            )
+            for event in events:
+                self._append(event)
+
+    def append_audit(self, event: AuditEvent) -> None:
+        with self._lock:
+            self._check_open()
+            self._append(event)
+
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        status: RunStatus | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        with self._lock:
+            self._check_open()
+            rows = [
+                dataclasses.replace(row)
+                for row in self._runs.values()
+                if (workflow is None or row.workflow == workflow)
+                and (since is None or row.started_at >= since)
+                and (until is None or row.started_at < until)
+                and (status is None or row.status is status)
+            ]
+        rows.sort(key=lambda row: row.started_at)
+        return rows[:limit] if limit is not None else rows
+
+    def list_audit(
+        self,
+        workflow: str | None = None,
+        *,
+        event: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        with self._lock:
+            self._check_open()
+            rows = [
+                row
+                for row in self._audit
+                if (workflow is None or row.workflow == workflow)
+                and (event is None or row.event == event)
+                and (since is None or row.at >= since)
+            ]
+        return rows[:limit] if limit is not None else rows
+
+    def close(self) -> None:
+        self._closed = True
