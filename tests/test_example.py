@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,16 +23,33 @@ def test_python_and_yaml_declarations_are_equal(monkeypatch: pytest.MonkeyPatch)
     assert readiness(SPEED_TO_LEAD).deployed
 
 
-def test_main_example_runs() -> None:
-    """The README's main example runs to completion from another folder."""
+def test_main_example_runs(tmp_path: Path) -> None:
+    """The README's main example runs from another folder and prints the ledger it wrote."""
+    store = tmp_path / "example.db"
     result = subprocess.run(
         [sys.executable, str(EXAMPLE / "main.py")],
         capture_output=True,
         text=True,
         check=False,
         cwd="/",
+        env={**os.environ, "ADA_GOVERNANCE_STORE": f"sqlite:///{store}"},
     )
     assert result.returncode == 0, result.stderr
     assert "Python and YAML declarations are equal: True" in result.stdout
     assert "informal_followups 1: adoption" in result.stdout
     assert "speed_to_lead 1: deployment" in result.stdout
+    assert "L-1043: failed with ValidationError; routed to the SDR lead" in result.stdout
+    assert "[exception path] speed_to_lead run" in result.stdout
+
+    from ada_governance import RunStatus, SQLiteStore
+
+    rows = SQLiteStore(store).list_runs("speed_to_lead")
+    assert [row.status for row in rows] == [
+        RunStatus.SUCCEEDED,
+        RunStatus.SUCCEEDED,
+        RunStatus.FAILED,
+    ]
+    assert [row.trigger_id for row in rows] == ["form-1041", "call-7731", "form-1043"]
+    assert all(row.model_calls == 1 and row.input_tokens > 0 for row in rows)
+    for row in rows:
+        assert f"{row.run_id[:8]:10} {row.trigger_type:12} {row.status.value:10}" in result.stdout

@@ -34,4 +34,7 @@ def offers_a_slot(draft: Any) -> list[str]:
 
 def route_to_sdr_lead(record: Any) -> None:
     """Exception handler: the SDR team lead picks up failed follow-ups by hand."""
-    print(f"[exception path] SDR lead notified: {record}")
+    print(
+        f"  [exception path] {record.workflow} run {record.run_id[:8]} failed with "
+        f"{record.error_type}; {record.route_to} notified"
+    )

@@ -163,16 +163,22 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("must be a duration such as '30s', '15m', '1h30m' or '7d'")
     if isinstance(value, (int, float)):
-        value = timedelta(seconds=value)
+        try:
+            value = timedelta(seconds=value)
+        except (OverflowError, ValueError):
+            raise ValueError(f"{value!r} seconds is not a usable duration") from None
     elif isinstance(value, str):
         text = value.strip().replace(" ", "")
         total = timedelta()
         position = 0
-        for match in _DURATION_PART.finditer(text):
-            if match.start() != position:
-                break
-            total += float(match.group(1)) * _UNITS[match.group(2)]
-            position = match.end()
+        try:
+            for match in _DURATION_PART.finditer(text):
+                if match.start() != position:
+                    break
+                total += float(match.group(1)) * _UNITS[match.group(2)]
+                position = match.end()
+        except OverflowError:
+            raise ValueError(f"{value!r} is too long a duration") from None
         if not text or position != len(text):
             raise ValueError(
                 f"{value!r} is not a duration; write it like '30s', '15m', '1h30m' or '7d'"

@@ -97,7 +97,9 @@ def write_text(data: Any, fmt: Format) -> str:
     """Write declaration data as YAML or JSON text."""
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    # Non-ASCII characters are escaped: PyYAML writes some (NEL, U+0085) raw where its own
+    # reader folds them into line breaks, so raw Unicode would not load back equal.
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=False)
 
 
 @contextmanager

@@ -87,7 +87,7 @@ class FieldRule(Declaration):
 
 def _condition(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return FieldRule(**value)
+        return FieldRule.model_validate(value)
     if isinstance(value, str):
         return import_object(value)
     return value

@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_core import PydanticSerializationError
 
 from ._declaration import (
+    CrossFieldProblems,
     Declaration,
     ImportedCallable,
     Loc,
@@ -93,6 +94,10 @@ class Trigger(Declaration):
             event = data.pop("event")
             if "events" in data:
                 raise ValueError("write either 'event' or 'events', not both")
+            if not isinstance(event, str) or not event.strip():
+                raise CrossFieldProblems(
+                    [(("event",), f"name one event type, such as form_fill; got {event!r}")]
+                )
             data["events"] = [event]
         return data
 
@@ -241,7 +246,7 @@ class Workflow(Declaration):
     @classmethod
     def _version_as_text(cls, data: Any) -> Any:
         # `version: 2` in YAML is an int; a version is a label, so keep it as text.
-        if isinstance(data, Mapping) and isinstance(data.get("version"), int):
+        if isinstance(data, Mapping) and type(data.get("version")) is int:
             data = {**data, "version": str(data["version"])}
         return data
 

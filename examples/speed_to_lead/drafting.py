@@ -1,0 +1,33 @@
+"""A deterministic, local stand-in for the model call that drafts a follow-up.
+
+The example runs with no network and no API key, so this function plays the model: it
+writes the same draft for the same lead every time, and reports token counts and a cost
+the way a real client's usage would, so the ledger has real numbers to add up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODEL = "local-drafter-1"
+PROVIDER = "example"
+USD_PER_1K_TOKENS = 0.002
+
+
+def draft_follow_up(lead: dict[str, Any], slot: str) -> tuple[dict[str, Any], int, int, float]:
+    """Draft a follow-up for ``lead``; return the draft, input and output tokens, and cost."""
+    prompt = f"Write a short follow-up to {lead['name']} about {lead['interest']}; offer {slot}."
+    body = (
+        f"Hi {lead['name']}, thanks for your interest in {lead['interest']}. "
+        f"Would {slot} work for a 20-minute call to walk through it together?"
+    )
+    draft = {
+        "lead_id": lead["id"],
+        "to": lead["email"],
+        "subject": f"Your {lead['interest']} enquiry",
+        "body": body,
+        "proposed_slot": slot,
+    }
+    input_tokens, output_tokens = len(prompt.split()), len(body.split())
+    cost = round((input_tokens + output_tokens) / 1000 * USD_PER_1K_TOKENS, 6)
+    return draft, input_tokens, output_tokens, cost
