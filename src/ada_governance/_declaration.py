@@ -283,18 +283,22 @@ def _resolve(value: Any) -> Any:
     return import_object(value) if isinstance(value, str) else value
 
 
+def _named(original: Any, value: Any) -> str:
+    return f"{original!r} names {value!r}, which" if isinstance(original, str) else f"{value!r}"
+
+
 def _require_callable(value: Any) -> Any:
-    value = _resolve(value)
-    if not callable(value):
-        raise ValueError(f"{value!r} is not callable")
-    return value
+    resolved = _resolve(value)
+    if not callable(resolved):
+        raise ValueError(f"{_named(value, resolved)} is not callable")
+    return resolved
 
 
 def _require_model(value: Any) -> Any:
-    value = _resolve(value)
-    if not (isinstance(value, type) and issubclass(value, BaseModel)):
-        raise ValueError(f"{value!r} is not a pydantic model class")
-    return value
+    resolved = _resolve(value)
+    if not (isinstance(resolved, type) and issubclass(resolved, BaseModel)):
+        raise ValueError(f"{_named(value, resolved)} is not a pydantic model class")
+    return resolved
 
 
 ImportedCallable = Annotated[

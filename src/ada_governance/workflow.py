@@ -246,8 +246,14 @@ class Workflow(Declaration):
     @classmethod
     def _version_as_text(cls, data: Any) -> Any:
         # `version: 2` in YAML is an int; a version is a label, so keep it as text.
-        if isinstance(data, Mapping) and type(data.get("version")) is int:
-            data = {**data, "version": str(data["version"])}
+        if isinstance(data, Mapping):
+            version = data.get("version")
+            if type(version) is int:
+                data = {**data, "version": str(version)}
+            elif type(version) is float:
+                raise CrossFieldProblems(
+                    [(("version",), f"write the version as text, in quotes: '{version}'")]
+                )
         return data
 
     @property
