@@ -1322,7 +1322,10 @@ def test_unimportable_path_is_a_declaration_error_naming_it(
             "schema", "_declared:has_subject", "is not a pydantic model class", id="schema"
         ),
         pytest.param(
-            "validators", ["_declared:NOT_CALLABLE"], "'_declared:NOT_CALLABLE' names 42, which is not callable", id="validator"
+            "validators",
+            ["_declared:NOT_CALLABLE"],
+            "'_declared:NOT_CALLABLE' names 42, which is not callable",
+            id="validator",
         ),
     ],
 )
