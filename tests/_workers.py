@@ -18,7 +18,11 @@ def governed_calls(url: str, worker: int, calls: int) -> int:
         run.record_outcome(ref=f"w{worker}-{index}", done=1)
         return index
 
-    done = sum(1 for index in range(calls) if work(TriggerEvent.now("job", f"w{worker}-{index}"), index) >= 0)
+    done = sum(
+        1
+        for index in range(calls)
+        if work(TriggerEvent.now("job", f"w{worker}-{index}"), index) >= 0
+    )
     governance.store.close()
     return done
 

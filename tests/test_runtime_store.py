@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _workers import WORKFLOW, call_once, governed_calls
 
+from _workers import WORKFLOW, call_once, governed_calls
 from ada_governance import (
     ExceptionPath,
     Governance,
@@ -172,7 +172,9 @@ def test_exception_path_handler_failure_with_store_down_still_raises_original() 
     assert row.status is RunStatus.FAILED
 
 
-def test_default_governance_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_governance_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With no configuration, the store is the one ADA_GOVERNANCE_STORE names."""
     path = tmp_path / "env.db"
     monkeypatch.setenv("ADA_GOVERNANCE_STORE", f"sqlite:///{path}")
@@ -229,24 +231,34 @@ def test_stored_stage_prevails_over_declared_stage() -> None:
         owner={"name": "o"},
         trigger={"event": "job"},
         system_of_record="crm",
-        metrics=[{"name": "m", "unit": "s", "direction": "decrease",
-                  "baseline": {"value": 1, "sample_size": 1, "measured_at": "2026-01-01"}}],
+        metrics=[
+            {
+                "name": "m",
+                "unit": "s",
+                "direction": "decrease",
+                "baseline": {"value": 1, "sample_size": 1, "measured_at": "2026-01-01"},
+            }
+        ],
         stop_rules=[{"kind": "kill_switch"}],
     )
     with governed_run(pilot, governance=governance):
         pass
     governance.set_stage(pilot, "paused", actor="dana", reason="complaint from a lead")
+    refused = governed_run(pilot, governance=governance)
     with pytest.raises(WorkflowPaused, match="paused by dana: complaint from a lead"):
-        with governed_run(pilot, governance=governance):
-            pass
+        refused.__enter__()
     governance.set_stage(pilot, "pilot", actor="dana", reason="fixed")
     with governed_run(pilot, governance=governance):
         pass
     assert [r.status for r in governance.runs()] == [
-        RunStatus.SUCCEEDED, RunStatus.REFUSED, RunStatus.SUCCEEDED,
+        RunStatus.SUCCEEDED,
+        RunStatus.REFUSED,
+        RunStatus.SUCCEEDED,
     ]
     assert [e.event for e in governance.audit_events()] == [
-        "stage_changed", "run_refused", "stage_changed",
+        "stage_changed",
+        "run_refused",
+        "stage_changed",
     ]
 
 
@@ -268,10 +280,13 @@ def test_four_processes_write_a_complete_ledger_to_one_sqlite_file(tmp_path: Pat
     assert {row.trigger_id for row in rows} == {f"w{w}-{i}" for w in range(4) for i in range(250)}
     for row in rows:
         assert row.status is RunStatus.SUCCEEDED
-        assert row.workflow == "multi" and row.version == "1"
+        assert row.workflow == "multi"
+        assert row.version == "1"
         assert row.trigger_type == "job"
         assert row.received_at <= row.started_at <= row.ended_at
-        assert row.model_calls == 1 and row.output_tokens == 1 and row.cost == pytest.approx(0.001)
+        assert row.model_calls == 1
+        assert row.output_tokens == 1
+        assert row.cost == pytest.approx(0.001)
         assert row.outcome_ref == row.trigger_id
         assert row.outcomes == {"done": 1.0}
 

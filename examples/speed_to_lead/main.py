@@ -74,7 +74,8 @@ def follow_up(event: TriggerEvent, lead: dict[str, Any]) -> FollowUp:
 
 def print_ledger(rows: list[Any]) -> None:
     """Print the ledger rows the runs wrote."""
-    print(f"\n{'run':10} {'trigger':12} {'status':10} {'error':16} {'tokens':>6} {'cost $':>8}  outcome")
+    header = f"{'run':10} {'trigger':12} {'status':10} {'error':16} {'tokens':>6} {'cost $':>8}"
+    print(f"\n{header}  outcome")
     for row in rows:
         tokens = row.input_tokens + row.output_tokens
         print(

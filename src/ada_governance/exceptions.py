@@ -8,12 +8,13 @@ can tell "fix your code" from "the workflow said no"::
     ├── DeclarationError          a declaration is invalid; lists every problem at once
     ├── UsageError                the library was called in a way that cannot work
     │   └── NoActiveRun           current_run() outside a governed run
-    └── RunRefused                governance refused to start a run; it was recorded
-        ├── WorkflowNotRunnable   a draft workflow outside development mode
-        ├── WorkflowPaused        the stored stage is paused (kill switch, stop rule)
-        ├── WorkflowRetired       the stored stage is retired
-        ├── TriggerRefused        the trigger event is not one the workflow declares
-        └── GovernanceUnavailable the store cannot say whether the run may start
+    ├── RunRefused                governance refused to start a run; it was recorded
+    │   ├── WorkflowNotRunnable   a draft workflow outside development mode
+    │   ├── WorkflowPaused        the stored stage is paused (kill switch, stop rule)
+    │   ├── WorkflowRetired       the stored stage is retired
+    │   ├── TriggerRefused        the trigger event is not one the workflow declares
+    │   └── GovernanceUnavailable the store cannot say whether the run may start
+    └── StoreError                a store could not do what it was asked (storage.base)
 
 Each error carries the data a caller needs and a message a person can act on.
 """

@@ -13,13 +13,20 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from ..exceptions import GovernanceError
 from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
 
-__all__ = ["Store", "StoreError", "SyncStoreBase"]
+__all__ = ["Store", "StoreError", "SyncStoreBase", "check_limit"]
 
 
-class StoreError(Exception):
+class StoreError(GovernanceError):
     """A store could not do what it was asked (unreachable, locked, corrupt, too new)."""
+
+
+def check_limit(limit: int | None) -> None:
+    """Refuse a negative ``limit``, which backends would read differently."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be 0 or more, not {limit}")
 
 
 @runtime_checkable

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 
 from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
-from .base import StoreError, SyncStoreBase
+from .base import StoreError, SyncStoreBase, check_limit
 
 __all__ = ["MemoryStore"]
 
@@ -70,10 +70,13 @@ class MemoryStore(SyncStoreBase):
         status: RunStatus | None = None,
         limit: int | None = None,
     ) -> list[RunRecord]:
+        check_limit(limit)
         with self._lock:
             self._check_open()
             rows = [
-                dataclasses.replace(row)
+                dataclasses.replace(
+                    row, outcomes=dict(row.outcomes), annotations=dict(row.annotations)
+                )
                 for row in self._runs.values()
                 if (workflow is None or row.workflow == workflow)
                 and (since is None or row.started_at >= since)
@@ -91,6 +94,7 @@ class MemoryStore(SyncStoreBase):
         since: dt.datetime | None = None,
         limit: int | None = None,
     ) -> list[AuditEvent]:
+        check_limit(limit)
         with self._lock:
             self._check_open()
             rows = [

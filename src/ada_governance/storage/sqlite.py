@@ -1,0 +1,581 @@
+"""The SQLite store: the embedded default, one file shared by many processes on one host.
+
+Concurrency rests on three things: WAL mode (readers never block the writer), a busy
+timeout (a writer waits for the lock rather than failing), and ``BEGIN IMMEDIATE`` for
+every write (the write lock is taken up front, so a check-then-act is one transaction and
+never fails half-way with the ``SQLITE_BUSY`` of a read lock that cannot be upgraded).
+
+Each thread gets its own connection; each process opens its own (connections are never
+carried across ``fork``). The schema is versioned in the ``ada_schema`` table and applied
+on first use, so a file written by a newer ada-governance is refused, not misread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from ..workflow import Stage
+from .base import StoreError, SyncStoreBase, check_limit
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+# --- schema ------------------------------------------------------------------------------
+
+# Each entry migrates the file from the version before it (entry 0 makes version 1). Never
+# edit a released entry: a later schema appends one.
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE workflow_state (
+            workflow TEXT PRIMARY KEY,
+            stage TEXT NOT NULL,
+            changed_at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            reason TEXT NOT NULL
+        )""",
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            workflow TEXT NOT NULL,
+            version TEXT NOT NULL,
+            status TEXT NOT NULL,
+            trigger_id TEXT NOT NULL,
+            trigger_type TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            ended_at TEXT NOT NULL,
+            parent_run_id TEXT,
+            error_type TEXT,
+            error_message TEXT,
+            refusal_reason TEXT,
+            fallback_used INTEGER NOT NULL,
+            ungoverned INTEGER NOT NULL,
+            model_calls INTEGER NOT NULL,
+            input_tokens INTEGER NOT NULL,
+            output_tokens INTEGER NOT NULL,
+            cost REAL NOT NULL,
+            outcome_ref TEXT,
+            outcomes TEXT NOT NULL,
+            annotations TEXT NOT NULL
+        )""",
+        "CREATE INDEX runs_workflow_started_at ON runs (workflow, started_at)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            event TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            run_id TEXT,
+            actor TEXT,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX audit_workflow_at ON audit (workflow, at)",
+    ),
+)
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+"""The schema version this library writes (1); a file with a newer one is refused."""
+
+# Upserts (`ON CONFLICT ... DO ...`) need SQLite 3.24 (2018).
+_MIN_SQLITE = (3, 24, 0)
+
+# --- statements ----------------------------------------------------------------------------
+# Module constants, so each connection's statement cache prepares them once.
+
+_BEGIN = "BEGIN IMMEDIATE"
+_COMMIT = "COMMIT"
+_ROLLBACK = "ROLLBACK"
+
+_SELECT_STATE = "SELECT stage, changed_at, actor, reason FROM workflow_state WHERE workflow = ?"
+_UPSERT_STATE = (
+    "INSERT INTO workflow_state (workflow, stage, changed_at, actor, reason)"
+    " VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (workflow) DO UPDATE SET"
+    " stage = excluded.stage, changed_at = excluded.changed_at,"
+    " actor = excluded.actor, reason = excluded.reason"
+)
+
+# In RunRecord's field order, so a row maps to the dataclass positionally.
+_RUN_COLUMNS = (
+    "run_id, workflow, version, status, trigger_id, trigger_type, received_at, started_at,"
+    " ended_at, parent_run_id, error_type, error_message, refusal_reason, fallback_used,"
+    " ungoverned, model_calls, input_tokens, output_tokens, cost, outcome_ref, outcomes,"
+    " annotations"
+)
+# `ON CONFLICT (run_id) DO NOTHING` rather than `INSERT OR IGNORE`: both skip a repeated
+# run id, but OR IGNORE would also silently drop a row that breaks a NOT NULL constraint.
+_INSERT_RUN = (
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+    " ON CONFLICT (run_id) DO NOTHING"
+)
+_SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs"
+
+_INSERT_AUDIT = (
+    "INSERT INTO audit (at, event, workflow, run_id, actor, data) VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SELECT_AUDIT = "SELECT at, event, workflow, run_id, actor, data, id FROM audit"
+
+# --- values --------------------------------------------------------------------------------
+
+_UTC = dt.timezone.utc
+
+
+def _time_text(value: dt.datetime) -> str:
+    """Return ``value`` as UTC ISO 8601 text whose lexicographic order is time order."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"the store keeps timezone-aware datetimes only, not {value!r}")
+    # Fixed width (microseconds always, +00:00 always), so comparing text compares times.
+    return value.astimezone(_UTC).isoformat(timespec="microseconds")
+
+
+def _time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _run_row(record: RunRecord) -> tuple[Any, ...]:
+    return (
+        record.run_id,
+        record.workflow,
+        record.version,
+        RunStatus(record.status).value,
+        record.trigger_id,
+        record.trigger_type,
+        _time_text(record.received_at),
+        _time_text(record.started_at),
+        _time_text(record.ended_at),
+        record.parent_run_id,
+        record.error_type,
+        record.error_message,
+        record.refusal_reason,
+        bool(record.fallback_used),
+        bool(record.ungoverned),
+        record.model_calls,
+        record.input_tokens,
+        record.output_tokens,
+        record.cost,
+        record.outcome_ref,
+        _json(record.outcomes),
+        _json(record.annotations),
+    )
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    return RunRecord(
+        row[0],
+        row[1],
+        row[2],
+        RunStatus(row[3]),
+        row[4],
+        row[5],
+        _time(row[6]),
+        _time(row[7]),
+        _time(row[8]),
+        row[9],
+        row[10],
+        row[11],
+        row[12],
+        bool(row[13]),
+        bool(row[14]),
+        row[15],
+        row[16],
+        row[17],
+        row[18],
+        row[19],
+        json.loads(row[20]),
+        json.loads(row[21]),
+    )
+
+
+def _audit_row(event: AuditEvent) -> tuple[Any, ...]:
+    return (
+        _time_text(event.at),
+        event.event,
+        event.workflow,
+        event.run_id,
+        event.actor,
+        _json(event.data),
+    )
+
+
+def _audit(row: Sequence[Any]) -> AuditEvent:
+    return AuditEvent(_time(row[0]), row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
+
+
+# --- connections ---------------------------------------------------------------------------
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced, so a dead thread's one is closed."""
+
+
+class _Local(threading.local):
+    connection: _Connection | None = None
+
+
+# Connections inherited through fork() must never be used or closed in the child (SQLite:
+# "all kinds of locking problems will result"); the child keeps them here, untouched.
+_INHERITED: list[_Connection] = []
+_STORES: weakref.WeakSet[SQLiteStore] = weakref.WeakSet()
+
+
+def _forget_connections_after_fork() -> None:
+    for store in _STORES:
+        _INHERITED.extend(store._connections)
+        store._connections = weakref.WeakSet()
+        store._local = _Local()
+        store._lock = threading.Lock()  # another thread may have held it at the fork
+
+
+if hasattr(os, "register_at_fork"):  # pragma: no branch - absent on Windows only
+    os.register_at_fork(after_in_child=_forget_connections_after_fork)
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    name = getattr(error, "sqlite_errorname", None)  # Python 3.11+
+    return name.startswith("SQLITE_BUSY") if name else "database is locked" in str(error)
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    # Some errors (disk full, interrupt) have already rolled the transaction back.
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):  # the original error is the one to raise
+            connection.execute(_ROLLBACK)
+
+
+class SQLiteStore(SyncStoreBase):
+    """A store in one SQLite file, safe across threads and processes on one host.
+
+    Nothing touches the disk until the first call: then the file's folder is created if
+    missing, the file opened in WAL mode, and its schema created or checked. Each thread
+    uses its own connection; `close` closes them all.
+
+    Datetimes are kept as UTC ISO 8601 text and come back as timezone-aware UTC datetimes;
+    naive datetimes are refused with `ValueError`. JSON fields (``outcomes``,
+    ``annotations``, ``data``) are written with ``default=str``, so a value JSON cannot hold
+    comes back as its string.
+
+    Args:
+        path: The database file; a relative path is taken from the current directory now.
+        busy_timeout: Seconds a call waits for another writer before failing.
+        url: The URL the store was opened by; by default, a ``sqlite:///`` URL of
+            ``path``.
+
+    Raises:
+        ValueError: ``busy_timeout`` is negative.
+    """
+
+    blocking = True
+
+    def __init__(
+        self, path: str | Path, *, busy_timeout: float = 30.0, url: str | None = None
+    ) -> None:
+        if busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be zero or more seconds, not {busy_timeout}")
+        self.path = Path(os.path.abspath(path))
+        self.url = url if url is not None else f"sqlite:///{self.path.as_posix()}"
+        self.busy_timeout = busy_timeout
+        self._local = _Local()
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._schema_ready = False
+        self._closed = False
+        _STORES.add(self)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # --- connections ---------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        return self._local.connection or self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        """Open this thread's connection, creating or checking the schema the first time."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"the SQLite store {self.path} is closed")
+            if not self._schema_ready:
+                self._make_folder()
+            try:
+                connection = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout,
+                    isolation_level=None,  # autocommit: transactions are explicit
+                    check_same_thread=False,  # so close() may close every thread's one
+                    factory=_Connection,
+                )
+            except sqlite3.Error as error:
+                raise self._error("open the file", error) from error
+            try:
+                # busy_timeout first: switching to WAL must wait for others, not fail.
+                connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+                self._use_wal(connection)
+                connection.execute("PRAGMA synchronous = NORMAL")
+                connection.execute("PRAGMA foreign_keys = ON")
+                if not self._schema_ready:
+                    self._apply_schema(connection)
+                    self._schema_ready = True
+            except BaseException as error:
+                connection.close()
+                if isinstance(error, sqlite3.Error):
+                    raise self._error("open the file", error) from error
+                raise
+            self._connections.add(connection)
+            self._local.connection = connection
+            return connection
+
+    def _use_wal(self, connection: sqlite3.Connection) -> None:
+        # Switching a new file to WAL needs an exclusive lock, and SQLite reports a
+        # conflict at once, without its busy handler: so wait here, as a write would.
+        deadline = time.monotonic() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError as error:
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+            else:
+                return
+
+    def _make_folder(self) -> None:
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreError(
+                f"the SQLite store needs SQLite {'.'.join(map(str, _MIN_SQLITE))} or newer;"
+                f" this Python has {sqlite3.sqlite_version}"
+            )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"cannot create the folder {self.path.parent} for the SQLite store"
+                f" {self.path}: {error.strerror or error}"
+            ) from error
+
+    def _apply_schema(self, connection: sqlite3.Connection) -> None:
+        """Bring the file's schema to `SCHEMA_VERSION`, or refuse a newer one."""
+        # Most opens find the schema current: read it first, so that processes starting
+        # together do not queue for the write lock only to find nothing to do.
+        version = self._schema_version(connection, create=False)
+        if version == SCHEMA_VERSION:
+            return
+        self._check_not_newer(version)
+        connection.execute(_BEGIN)
+        try:
+            # Read again under the write lock: another process may have migrated meanwhile.
+            version = self._schema_version(connection, create=True)
+            self._check_not_newer(version)
+            for steps in _MIGRATIONS[version:]:
+                for statement in steps:
+                    connection.execute(statement)
+            if version != SCHEMA_VERSION:
+                connection.execute("DELETE FROM ada_schema")
+                connection.execute("INSERT INTO ada_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            connection.execute(_COMMIT)
+        except BaseException:
+            _rollback(connection)
+            raise
+
+    @staticmethod
+    def _schema_version(connection: sqlite3.Connection, *, create: bool) -> int:
+        if create:
+            connection.execute("CREATE TABLE IF NOT EXISTS ada_schema (version INTEGER NOT NULL)")
+        elif not connection.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ada_schema'"
+        ).fetchone():
+            return 0
+        row = connection.execute("SELECT max(version) FROM ada_schema").fetchone()
+        return int(row[0] or 0)
+
+    def _check_not_newer(self, version: int) -> None:
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the SQLite store {self.path} has schema version {version}, written by a"
+                f" newer ada-governance; this one knows up to version {SCHEMA_VERSION}."
+                " Upgrade ada-governance to use this file."
+            )
+
+    def _error(self, what: str, error: Exception) -> StoreError:
+        if self._closed:
+            return StoreError(f"the SQLite store {self.path} is closed")
+        return StoreError(f"SQLite store {self.path}: cannot {what}: {error}")
+
+    def _write(self, what: str, work: Callable[[sqlite3.Connection], object]) -> None:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, rolled back if it fails."""
+        connection = self._connection()
+        try:
+            connection.execute(_BEGIN)
+            try:
+                work(connection)
+                connection.execute(_COMMIT)
+            except BaseException:
+                _rollback(connection)
+                raise
+        except sqlite3.Error as error:
+            raise self._error(what, error) from error
+
+    def _read(self, what: str, sql: str, parameters: Sequence[Any]) -> list[Any]:
+        try:
+            return self._connection().execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise self._error(what, error) from error
+
+    def _unreadable(self, what: str, error: Exception) -> StoreError:
+        return StoreError(
+            f"SQLite store {self.path}: cannot {what}: it holds a value this version of"
+            f" ada-governance cannot read ({error}); is it written by a newer one?"
+        )
+
+    # --- the Store protocol --------------------------------------------------------------
+
+    def get_state(self, workflow: str) -> WorkflowState | None:
+        """Return the stored state of ``workflow``, or ``None`` if none was ever stored."""
+        try:
+            row = self._connection().execute(_SELECT_STATE, (workflow,)).fetchone()
+        except sqlite3.Error as error:
+            raise self._error(f"read the state of workflow {workflow!r}", error) from error
+        if row is None:
+            return None
+        try:
+            return WorkflowState(workflow, Stage(row[0]), _time(row[1]), row[2], row[3])
+        except ValueError as error:
+            raise self._unreadable(f"read the state of workflow {workflow!r}", error) from error
+
+    def set_state(self, state: WorkflowState, event: AuditEvent) -> None:
+        """Store a workflow's new state and its audit event in one transaction."""
+        state_row = (
+            state.workflow,
+            Stage(state.stage).value,
+            _time_text(state.changed_at),
+            state.actor,
+            state.reason,
+        )
+        audit_row = _audit_row(event)
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(_UPSERT_STATE, state_row)
+            connection.execute(_INSERT_AUDIT, audit_row)
+
+        self._write(f"set the state of workflow {state.workflow!r}", work)
+
+    def record_run(self, record: RunRecord, events: Sequence[AuditEvent] = ()) -> None:
+        """Add a ledger row, with the audit events about it, in one transaction.
+
+        A run id already in the ledger is left as it is, and its events are not appended.
+        """
+        run_row = _run_row(record)
+        audit_rows = [_audit_row(event) for event in events]
+
+        def work(connection: sqlite3.Connection) -> None:
+            if connection.execute(_INSERT_RUN, run_row).rowcount and audit_rows:
+                connection.executemany(_INSERT_AUDIT, audit_rows)
+
+        self._write(f"record run {record.run_id!r}", work)
+
+    def append_audit(self, event: AuditEvent) -> None:
+        """Append one audit event."""
+        audit_row = _audit_row(event)
+        self._write(
+            f"append audit event {event.event!r}",
+            lambda connection: connection.execute(_INSERT_AUDIT, audit_row),
+        )
+
+    def list_runs(
+        self,
+        workflow: str | None = None,
+        *,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
+        status: RunStatus | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Return ledger rows, oldest first, filtered by workflow, start time and status."""
+        where: list[str] = []
+        parameters: list[Any] = []
+        if workflow is not None:
+            where.append("workflow = ?")
+            parameters.append(workflow)
+        if since is not None:
+            where.append("started_at >= ?")
+            parameters.append(_time_text(since))
+        if until is not None:
+            where.append("started_at < ?")
+            parameters.append(_time_text(until))
+        if status is not None:
+            where.append("status = ?")
+            parameters.append(RunStatus(status).value)
+        # rowid breaks ties in recording order, as the memory store does.
+        sql = _select(_SELECT_RUNS, where, "started_at, rowid", limit, parameters)
+        rows = self._read("list runs", sql, parameters)
+        try:
+            return [_run(row) for row in rows]
+        except ValueError as error:
+            raise self._unreadable("list runs", error) from error
+
+    def list_audit(
+        self,
+        workflow: str | None = None,
+        *,
+        event: str | None = None,
+        since: dt.datetime | None = None,
+        limit: int | None = None,
+    ) -> list[AuditEvent]:
+        """Return audit events in the order they were appended, each with its id."""
+        where: list[str] = []
+        parameters: list[Any] = []
+        if workflow is not None:
+            where.append("workflow = ?")
+            parameters.append(workflow)
+        if event is not None:
+            where.append("event = ?")
+            parameters.append(event)
+        if since is not None:
+            where.append("at >= ?")
+            parameters.append(_time_text(since))
+        sql = _select(_SELECT_AUDIT, where, "id", limit, parameters)
+        rows = self._read("list audit events", sql, parameters)
+        try:
+            return [_audit(row) for row in rows]
+        except ValueError as error:
+            raise self._unreadable("list audit events", error) from error
+
+    def close(self) -> None:
+        """Close every thread's connection; the store may not be used afterwards.
+
+        Call it once no call is in flight: a call running meanwhile may fail.
+        """
+        with self._lock:
+            self._closed = True
+            self._local = _Local()
+            connections, self._connections = list(self._connections), weakref.WeakSet()
+        for connection in connections:
+            with contextlib.suppress(sqlite3.Error):  # best effort: the store is closed anyway
+                connection.close()
+
+
+def _select(
+    base: str, where: list[str], order: str, limit: int | None, parameters: list[Any]
+) -> str:
+    sql = base
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY {order}"
+    check_limit(limit)
+    if limit is not None:
+        sql += " LIMIT ?"
+        parameters.append(limit)
+    return sql
