@@ -299,7 +299,7 @@ def test_store_opened_before_fork_works_in_the_child(tmp_path: Path) -> None:
     child.start()
     child.join(timeout=60)
     assert child.exitcode == 0
-    assert [r.run_id for r in store.list_runs()] == ["from-parent", "from-child"]
+    assert sorted(r.run_id for r in store.list_runs()) == ["from-child", "from-parent"]
     store.close()
 
 

@@ -50,6 +50,7 @@ class MemoryStore(SyncStoreBase):
             self._check_open()
             if record.run_id in self._runs:
                 return
+            # A copy, so nothing the caller does to its record afterwards changes the ledger.
             self._runs[record.run_id] = dataclasses.replace(
                 record, outcomes=dict(record.outcomes), annotations=dict(record.annotations)
             )
@@ -83,7 +84,7 @@ class MemoryStore(SyncStoreBase):
                 and (until is None or row.started_at < until)
                 and (status is None or row.status is status)
             ]
-        rows.sort(key=lambda row: row.started_at)
+        rows.sort(key=lambda row: (row.started_at, row.run_id))
         return rows[:limit] if limit is not None else rows
 
     def list_audit(

@@ -66,7 +66,7 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             outcome_ref TEXT,
             outcomes TEXT NOT NULL,
             annotations TEXT NOT NULL
-        )""",
+        ) WITHOUT ROWID""",
         "CREATE INDEX runs_workflow_started_at ON runs (workflow, started_at)",
         """CREATE TABLE audit (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -133,15 +133,20 @@ def _time_text(value: dt.datetime) -> str:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"the store keeps timezone-aware datetimes only, not {value!r}")
     # Fixed width (microseconds always, +00:00 always), so comparing text compares times.
-    return value.astimezone(_UTC).isoformat(timespec="microseconds")
+    if value.tzinfo is not _UTC:
+        value = value.astimezone(_UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def _time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text)
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, default=str)
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    return _ENCODER.encode(value) if value else "{}"
 
 
 def _run_row(record: RunRecord) -> tuple[Any, ...]:
@@ -149,7 +154,7 @@ def _run_row(record: RunRecord) -> tuple[Any, ...]:
         record.run_id,
         record.workflow,
         record.version,
-        RunStatus(record.status).value,
+        record.status.value,
         record.trigger_id,
         record.trigger_type,
         _time_text(record.received_at),
@@ -478,10 +483,18 @@ class SQLiteStore(SyncStoreBase):
         A run id already in the ledger is left as it is, and its events are not appended.
         """
         run_row = _run_row(record)
+        if not events:
+            # One statement is its own transaction in autocommit mode: the common case
+            # (a run that succeeded) pays for one commit and no BEGIN/COMMIT round trips.
+            try:
+                self._connection().execute(_INSERT_RUN, run_row)
+            except sqlite3.Error as error:
+                raise self._error(f"record run {record.run_id!r}", error) from error
+            return
         audit_rows = [_audit_row(event) for event in events]
 
         def work(connection: sqlite3.Connection) -> None:
-            if connection.execute(_INSERT_RUN, run_row).rowcount and audit_rows:
+            if connection.execute(_INSERT_RUN, run_row).rowcount:
                 connection.executemany(_INSERT_AUDIT, audit_rows)
 
         self._write(f"record run {record.run_id!r}", work)
@@ -518,8 +531,8 @@ class SQLiteStore(SyncStoreBase):
         if status is not None:
             where.append("status = ?")
             parameters.append(RunStatus(status).value)
-        # rowid breaks ties in recording order, as the memory store does.
-        sql = _select(_SELECT_RUNS, where, "started_at, rowid", limit, parameters)
+        # The run id breaks ties, as the memory store does; ids are time-ordered.
+        sql = _select(_SELECT_RUNS, where, "started_at, run_id", limit, parameters)
         rows = self._read("list runs", sql, parameters)
         try:
             return [_run(row) for row in rows]
