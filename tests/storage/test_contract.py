@@ -176,10 +176,11 @@ def test_record_run_appends_its_events(store: Store) -> None:
 
 
 def test_duplicate_run_id_is_ignored(store: Store) -> None:
-    """Recording a run id again changes nothing, appends no events and raises nothing."""
+    """Recording a run again (a retried write) changes nothing, appends no events and
+    raises nothing."""
     first = make_run("r1", status=RunStatus.SUCCEEDED)
     store.record_run(first, [event("run_succeeded")])
-    store.record_run(make_run("r1", 9, status=RunStatus.FAILED), [event("run_failed")])
+    store.record_run(make_run("r1", status=RunStatus.FAILED), [event("run_failed")])
     assert store.list_runs() == [first]
     assert [e.event for e in store.list_audit()] == ["run_succeeded"]
 
@@ -295,7 +296,7 @@ def test_async_twins_give_the_same_answers(store: Store) -> None:
         await store.aset_state(state, event("stage_changed"))
         await store.arecord_run(full_run(), [event("run_failed", 1)])
         await store.arecord_run(make_run("r2", 5), ())
-        await store.arecord_run(make_run("r2", 9), [event("ignored")])
+        await store.arecord_run(make_run("r2", 5, status=RunStatus.FAILED), [event("ignored")])
         await store.aappend_audit(event("note", 2))
         return (
             await store.aget_state("lead-followup"),

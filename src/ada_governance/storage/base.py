@@ -50,8 +50,9 @@ class Store(Protocol):
     def record_run(self, record: RunRecord, events: Sequence[AuditEvent] = ()) -> None:
         """Add a ledger row, with the audit events about it, in one transaction.
 
-        Recording a run id that is already in the ledger replaces nothing and raises
-        nothing: a retried write is harmless.
+        Recording a run that is already in the ledger (same workflow, start time and id)
+        replaces nothing and raises nothing: a retried write is harmless. Run ids are
+        unique by construction (time-ordered, with 72 random bits).
         """
         ...
 
