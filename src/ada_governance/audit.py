@@ -12,7 +12,6 @@ __all__ = ["RUN_FAILED", "RUN_REFUSED", "log_event", "logger"]
 
 RUN_REFUSED = "run_refused"
 RUN_FAILED = "run_failed"
-RUN_CANCELLED = "run_cancelled"
 EXCEPTION_ROUTED = "exception_routed"
 EXCEPTION_HANDLER_FAILED = "exception_handler_failed"
 FALLBACK_RETURNED = "fallback_returned"
@@ -25,7 +24,6 @@ BACKLOG_FLUSHED = "backlog_flushed"
 _LEVELS = {
     RUN_REFUSED: "warning",
     RUN_FAILED: "warning",
-    RUN_CANCELLED: "info",
     EXCEPTION_ROUTED: "info",
     EXCEPTION_HANDLER_FAILED: "error",
     FALLBACK_RETURNED: "info",

@@ -103,8 +103,8 @@ class _Engine:
         "handler",
         "owner",
         "route_to",
+        "signature",
         "trigger_from",
-        "trigger_index",
         "workflow",
     )
 
@@ -127,15 +127,15 @@ class _Engine:
         self.handler = path.handler if path else None
         self.fallback = path.fallback if path else None
         self.trigger_from = trigger_from
-        self.trigger_index: int | None = None
+        self.signature: inspect.Signature | None = None
         if isinstance(trigger_from, str) and fn is not None:
-            parameters = list(inspect.signature(fn).parameters)
+            self.signature = inspect.signature(fn)
+            parameters = list(self.signature.parameters)
             if trigger_from not in parameters:
                 raise UsageError(
                     f"trigger_from={trigger_from!r} names no parameter of {fn.__qualname__}; "
                     f"its parameters are {', '.join(parameters) or 'none'}"
                 )
-            self.trigger_index = parameters.index(trigger_from)
 
     # --- the trigger -------------------------------------------------------------------
 
@@ -177,11 +177,13 @@ class _Engine:
         source = self.trigger_from
         if callable(source):
             return source(*args, **kwargs)
-        if isinstance(source, str) and source in kwargs:
-            return kwargs[source]
-        if self.trigger_index is not None and self.trigger_index < len(args):
-            return args[self.trigger_index]
-        raise ValueError(f"the call did not pass the argument {source!r}")
+        if self.signature is None:
+            raise ValueError("trigger_from names a parameter, but the callable is unknown")
+        # Bind as Python would, so defaults, keyword-only and positional-only parameters
+        # all resolve to the value the function itself will see.
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound.arguments[cast(str, source)]
 
     def _accepts(self, event_type: str) -> bool:
         trigger = self.workflow.trigger
@@ -275,7 +277,7 @@ class _Engine:
             record = self._record(run, RunStatus.CANCELLED, now, error_type=error_type)
             yield from self._write(governance, record, self._ungoverned_events(run, record))
             return _NO_FALLBACK
-        message = str(error)[:_MESSAGE_LIMIT]
+        message = _text(error)
         events = [
             AuditEvent(
                 now,
@@ -444,8 +446,16 @@ class _Engine:
                     return
 
 
+def _text(error: BaseException) -> str:
+    """The error's message, never raising: an error that cannot print is still recorded."""
+    try:
+        return str(error)[:_MESSAGE_LIMIT]
+    except Exception:
+        return f"<{type(error).__name__} whose message could not be rendered>"
+
+
 def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:_MESSAGE_LIMIT]
+    return f"{type(error).__name__}: {_text(error)}"[:_MESSAGE_LIMIT]
 
 
 def _as_trigger_event(found: Any, now: dt.datetime) -> TriggerEvent:
@@ -549,18 +559,25 @@ def _wrap_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[..., An
             _drive(engine.succeed(governance, run), governance.store)
             return stop.value
         except GeneratorExit as closed:
+            # Closing ends the run: the inner generator's cleanup, and the exception
+            # path's handler, see the run as current, as a function's would.
             token = _CURRENT.set(run)
             try:
-                inner.close()
-            except BaseException as error:
-                _drive(engine.fail(governance, run, error, fallback=False), governance.store)
-                raise
+                try:
+                    inner.close()
+                except BaseException as error:
+                    _drive(engine.fail(governance, run, error, fallback=False), governance.store)
+                    raise
+                _drive(engine.fail(governance, run, closed, fallback=False), governance.store)
             finally:
                 _CURRENT.reset(token)
-            _drive(engine.fail(governance, run, closed, fallback=False), governance.store)
             raise
         except BaseException as error:
-            _drive(engine.fail(governance, run, error, fallback=False), governance.store)
+            token = _CURRENT.set(run)
+            try:
+                _drive(engine.fail(governance, run, error, fallback=False), governance.store)
+            finally:
+                _CURRENT.reset(token)
             raise
 
     return governed
@@ -596,16 +613,25 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[.
         except GeneratorExit as closed:
             token = _CURRENT.set(run)
             try:
-                await inner.aclose()
-            except BaseException as error:
-                await _adrive(engine.fail(governance, run, error, fallback=False), governance.store)
-                raise
+                try:
+                    await inner.aclose()
+                except BaseException as error:
+                    await _adrive(
+                        engine.fail(governance, run, error, fallback=False), governance.store
+                    )
+                    raise
+                await _adrive(
+                    engine.fail(governance, run, closed, fallback=False), governance.store
+                )
             finally:
                 _CURRENT.reset(token)
-            await _adrive(engine.fail(governance, run, closed, fallback=False), governance.store)
             raise
         except BaseException as error:
-            await _adrive(engine.fail(governance, run, error, fallback=False), governance.store)
+            token = _CURRENT.set(run)
+            try:
+                await _adrive(engine.fail(governance, run, error, fallback=False), governance.store)
+            finally:
+                _CURRENT.reset(token)
             raise
 
     return governed
