@@ -6,12 +6,18 @@ import datetime as dt
 import threading
 from collections import deque
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import audit
 from .clock import Clock, SystemClock
 from .records import AuditEvent, RunRecord, RunStatus, WorkflowState
 from .storage import Store, default_store_url, open_store
+from .telemetry import Telemetry
 from .workflow import Stage, Workflow
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["Governance", "configure", "get_governance"]
 
@@ -29,6 +35,11 @@ class Governance:
         backlog_limit: How many ledger rows to hold in memory while the store is down,
             to be written when it answers again. Past it, the oldest are dropped and
             logged.
+        tracer_provider: Where run spans go; the global OpenTelemetry provider if not
+            given (looked up at each span, so a provider set later is used).
+        meter_provider: Where metrics go; the global provider if not given.
+        capture_content: Record outputs, prompts and completions on spans. Off by
+            default; values from sources classified as personal are redacted even then.
     """
 
     def __init__(
@@ -38,6 +49,9 @@ class Governance:
         clock: Clock | None = None,
         development: bool = False,
         backlog_limit: int = 10_000,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        capture_content: bool = False,
     ) -> None:
         self.store: Store = (
             open_store(store or default_store_url()) if not isinstance(store, Store) else store
@@ -47,6 +61,7 @@ class Governance:
         self._backlog: deque[tuple[RunRecord, tuple[AuditEvent, ...]]] = deque()
         self._backlog_limit = backlog_limit
         self._backlog_lock = threading.Lock()
+        self.telemetry = Telemetry(tracer_provider, meter_provider, capture_content=capture_content)
 
     def __repr__(self) -> str:
         return f"<Governance store={self.store.url!r} development={self.development}>"
@@ -196,6 +211,9 @@ def configure(
     clock: Clock | None = None,
     development: bool = False,
     backlog_limit: int = 10_000,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    capture_content: bool = False,
 ) -> Governance:
     """Set the process-wide governance used by decorators not given one explicitly.
 
@@ -204,7 +222,13 @@ def configure(
     """
     global _default
     governance = Governance(
-        store, clock=clock, development=development, backlog_limit=backlog_limit
+        store,
+        clock=clock,
+        development=development,
+        backlog_limit=backlog_limit,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        capture_content=capture_content,
     )
     with _default_lock:
         previous, _default = _default, governance

@@ -5,14 +5,23 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import functools
+import hashlib
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from opentelemetry import context as otel_context
 
 from .exceptions import NoActiveRun, UsageError
 from .records import TriggerEvent
 from .workflow import Workflow
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from .telemetry import Telemetry
 
 __all__ = ["ExceptionRecord", "ModelCall", "Run", "current_run", "with_current_context"]
 
@@ -98,8 +107,13 @@ class Run:
     __slots__ = (
         "_annotations",
         "_model_calls",
+        "_otel_context",
         "_outcome_ref",
         "_outcomes",
+        "_personal",
+        "_span",
+        "_t0",
+        "_telemetry",
         "fallback",
         "id",
         "parent",
@@ -128,6 +142,11 @@ class Run:
         self._outcome_ref: str | None = None
         self._annotations: dict[str, Any] = {}
         self._model_calls: list[ModelCall] = []
+        self._span: Span | None = None
+        self._otel_context: otel_context.Context | None = None
+        self._t0 = time.perf_counter()
+        self._telemetry: Telemetry | None = None
+        self._personal: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<Run {self.id} of {self.workflow.name} {self.workflow.version}>"
@@ -160,8 +179,14 @@ class Run:
         cost: float | None = None,
         *,
         at: dt.datetime | None = None,
+        duration: float | None = None,
+        prompt: Any = None,
+        completion: Any = None,
     ) -> ModelCall:
         """Record a model call made for this run, so budgets and reports can count it.
+
+        The call becomes a ``chat {model}`` span under the run's span, and its tokens
+        feed ``gen_ai.client.token.usage``.
 
         Args:
             model: The model's name.
@@ -169,7 +194,11 @@ class Run:
             input_tokens: Input tokens, if known.
             output_tokens: Output tokens, if known.
             cost: Cost in USD, if known.
-            at: When the call was made; now if not given.
+            at: When the call finished; now if not given.
+            duration: How long the call took, in seconds, so its span covers it.
+            prompt: The prompt, recorded on the span only when governance captures
+                content (off by default).
+            completion: The completion, likewise.
 
         Returns:
             The recorded call.
@@ -190,11 +219,21 @@ class Run:
             at or dt.datetime.now(dt.timezone.utc),
         )
         self._model_calls.append(call)
+        if self._telemetry is not None:
+            self._telemetry.model_call(self, call, duration, prompt, completion)
         return call
 
     def annotate(self, **attributes: Any) -> None:
         """Attach facts to the run's ledger row (JSON-ready values)."""
         self._annotations.update(attributes)
+
+    def _redact(self, text: str) -> str:
+        """Replace values read from personal sources with their hash in captured text."""
+        for value in self._personal:
+            if value and value in text:
+                digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+                text = text.replace(value, f"[personal:{digest}]")
+        return text
 
     @property
     def outcomes(self) -> dict[str, float]:
@@ -215,6 +254,23 @@ class Run:
     def model_calls(self) -> tuple[ModelCall, ...]:
         """The model calls recorded so far."""
         return tuple(self._model_calls)
+
+
+def _activate(run: Run) -> tuple[contextvars.Token[Run | None], object]:
+    """Make ``run`` current, and its span the current span; undo with `_deactivate`.
+
+    Called and undone within one synchronous step: never held across a ``yield``.
+    """
+    token = _CURRENT.set(run)
+    span_context = run._otel_context
+    return token, (otel_context.attach(span_context) if span_context is not None else None)
+
+
+def _deactivate(tokens: tuple[contextvars.Token[Run | None], object]) -> None:
+    token, otel_token = tokens
+    if otel_token is not None:
+        otel_context.detach(otel_token)  # type: ignore[arg-type]
+    _CURRENT.reset(token)
 
 
 def current_run() -> Run:

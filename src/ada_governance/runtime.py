@@ -12,14 +12,16 @@ import datetime as dt
 import functools
 import inspect
 import os
+import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
+from . import _semconv as sc
 from . import audit, policy
 from .exceptions import GovernanceUnavailable, TriggerRefused, UsageError
 from .governance import Governance, get_governance
 from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
-from .run import _CURRENT, ExceptionRecord, Run
+from .run import _CURRENT, ExceptionRecord, Run, _activate, _deactivate
 from .storage import Store
 from .workflow import Workflow
 
@@ -44,7 +46,9 @@ _MESSAGE_LIMIT = 500
 
 
 def _new_id() -> str:
-    return os.urandom(16).hex()
+    # Time-ordered: 14 hex digits of microseconds since the epoch, then 72 random bits.
+    # Ids sort by creation time, which keeps database indexes appending at one end.
+    return f"{time.time_ns() // 1000:014x}{os.urandom(9).hex()}"
 
 
 def _drive(steps: Steps[T], store: Store) -> T:
@@ -98,13 +102,17 @@ class _Engine:
     """Everything about one governed callable that can be worked out once, not per call."""
 
     __slots__ = (
+        "default_refusal",
+        "default_type",
         "fallback",
         "governance",
         "handler",
         "owner",
         "route_to",
         "signature",
+        "span_attributes",
         "trigger_from",
+        "version",
         "workflow",
     )
 
@@ -120,8 +128,22 @@ class _Engine:
                 f"governed_workflow needs a Workflow declaration, not {type(workflow).__name__}"
             )
         self.workflow = workflow
+        self.version = workflow.version
         self.governance = governance
+        # The trigger made at call time is the same for every call: decide it once.
+        self.default_type = policy.default_trigger_type(workflow)
+        self.default_refusal = policy.check_trigger(workflow, self.default_type)
         self.owner = workflow.owner.name if workflow.owner else None
+        # The run span's attributes that are the same for every call.
+        self.span_attributes: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_INVOKE_WORKFLOW,
+            sc.GEN_AI_WORKFLOW_NAME: workflow.name,
+            sc.ADA_WORKFLOW_VERSION: workflow.version,
+        }
+        if self.owner is not None:
+            self.span_attributes[sc.ADA_OWNER] = self.owner
+        if workflow.system_of_record is not None:
+            self.span_attributes[sc.ADA_SYSTEM_OF_RECORD] = workflow.system_of_record.name
         path = workflow.exception_path
         self.route_to = path.route_to if path else None
         self.handler = path.handler if path else None
@@ -146,31 +168,38 @@ class _Engine:
         explicit: TriggerEvent | str | None,
         parent: Run | None,
         now: dt.datetime,
+        run_id: str,
     ) -> tuple[TriggerEvent, policy.Refusal | None]:
         found: Any = explicit
         if found is None and self.trigger_from is not None:
             try:
                 found = self._extract(args, kwargs)
             except Exception as exc:
-                return self._unknown(now), policy.Refusal(
+                return TriggerEvent(run_id, "unknown", now), policy.Refusal(
                     TriggerRefused,
-                    f"could not take the trigger event from the call: {type(exc).__name__}: {exc}",
+                    f"could not take the trigger event from the call: {type(exc).__name__}: "
+                    f"{_text(exc)}",
                 )
         if found is None:
-            for value in (*args, *kwargs.values()):
+            for value in args:
                 if type(value) is TriggerEvent:
                     found = value
                     break
+            else:
+                if kwargs:
+                    for value in kwargs.values():
+                        if type(value) is TriggerEvent:
+                            found = value
+                            break
         if found is None and parent is not None and self._accepts(parent.trigger.type):
             found = parent.trigger
         if found is None:
-            event_type = policy.default_trigger_type(self.workflow)
-            refusal = policy.check_trigger(self.workflow, event_type)
-            return TriggerEvent(_new_id(), event_type or "unknown", now), refusal
+            # An event made at call time shares the run's id: it has none of its own.
+            return TriggerEvent(run_id, self.default_type or "unknown", now), self.default_refusal
         try:
             event = _as_trigger_event(found, now)
         except (TypeError, ValueError) as exc:
-            return self._unknown(now), policy.Refusal(TriggerRefused, str(exc))
+            return TriggerEvent(run_id, "unknown", now), policy.Refusal(TriggerRefused, str(exc))
         return event, policy.check_trigger(self.workflow, event.type)
 
     def _extract(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
@@ -189,10 +218,6 @@ class _Engine:
         trigger = self.workflow.trigger
         return trigger is None or event_type in trigger.events
 
-    @staticmethod
-    def _unknown(now: dt.datetime) -> TriggerEvent:
-        return TriggerEvent(_new_id(), "unknown", now)
-
     # --- the stages of a run -------------------------------------------------------------
 
     def open(
@@ -204,10 +229,14 @@ class _Engine:
     ) -> Steps[Run]:
         """Open a run: resolve its trigger, read the stored state, admit or refuse it."""
         workflow = self.workflow
+        start_ns = time.time_ns()
         now = governance.clock.now()
         parent = _CURRENT.get()
-        event, refusal = self._trigger(args, kwargs, explicit, parent, now)
-        run = Run(_new_id(), workflow, event, now, parent)
+        run_id = _new_id()
+        event, refusal = self._trigger(args, kwargs, explicit, parent, now, run_id)
+        run = Run(run_id, workflow, event, now, parent)
+        telemetry = governance.telemetry
+        run._telemetry = telemetry
         try:
             state = yield (_STORE, "get_state", (workflow.name,))
         except Exception as exc:
@@ -223,6 +252,7 @@ class _Engine:
                     ),
                     self.owner,
                 )
+                telemetry.start_run(run, self.span_attributes, start_ns, None)
                 return run
             message = (
                 f"the governance store ({governance.store.url}) could not say whether "
@@ -239,9 +269,13 @@ class _Engine:
             )
             governance._hold(record, (event_row,))
             audit.log_event(event_row, self.owner)
+            telemetry.start_run(run, self.span_attributes, start_ns, None)
+            telemetry.refused(run, record, GovernanceUnavailable.__name__, message)
             raise GovernanceUnavailable(message, workflow=workflow.name, run_id=run.id) from exc
+        stage = policy.effective_stage(workflow, state)
         if refusal is None:
             refusal = policy.admit(workflow, state, development=governance.development)
+        telemetry.start_run(run, self.span_attributes, start_ns, stage.value)
         if refusal is not None:
             record = self._record(run, RunStatus.REFUSED, now, refusal_reason=refusal.reason)
             event_row = AuditEvent(
@@ -253,13 +287,15 @@ class _Engine:
             )
             yield from self._write(governance, record, (event_row,))
             audit.log_event(event_row, self.owner)
+            telemetry.refused(run, record, refusal.error.__name__, refusal.message)
             raise refusal.error(refusal.message, workflow=workflow.name, run_id=run.id)
         return run
 
-    def succeed(self, governance: Governance, run: Run) -> Steps[None]:
+    def succeed(self, governance: Governance, run: Run, output: Any = None) -> Steps[None]:
         """Close a run whose body returned."""
         record = self._record(run, RunStatus.SUCCEEDED, governance.clock.now())
         yield from self._write(governance, record, self._ungoverned_events(run, record))
+        governance.telemetry.end_run(run, record, None, output)
 
     def fail(
         self, governance: Governance, run: Run, error: BaseException, *, fallback: bool = True
@@ -276,6 +312,7 @@ class _Engine:
             # the run; it did not fail, and the exception path is not for it.
             record = self._record(run, RunStatus.CANCELLED, now, error_type=error_type)
             yield from self._write(governance, record, self._ungoverned_events(run, record))
+            governance.telemetry.end_run(run, record, error, None)
             return _NO_FALLBACK
         message = _text(error)
         events = [
@@ -299,6 +336,7 @@ class _Engine:
             now,
         )
         if workflow.exception_path is not None:
+            governance.telemetry.exception_routed(run, error_type, self.route_to)
             events.append(
                 AuditEvent(
                     now,
@@ -355,6 +393,7 @@ class _Engine:
         )
         events.extend(self._ungoverned_events(run, record))
         yield from self._write(governance, record, events)
+        governance.telemetry.end_run(run, record, error, None)
         for event in events:
             audit.log_event(event, self.owner)
         return result
@@ -374,29 +413,31 @@ class _Engine:
     ) -> RunRecord:
         calls = run._model_calls
         trigger = run.trigger
+        parent = run.parent
+        # Positional: this runs once per call, and keyword construction costs twice as much.
         return RunRecord(
-            run_id=run.id,
-            workflow=self.workflow.name,
-            version=self.workflow.version,
-            status=status,
-            trigger_id=trigger.id,
-            trigger_type=trigger.type,
-            received_at=trigger.received_at,
-            started_at=run.started_at,
-            ended_at=ended_at,
-            parent_run_id=run.parent.id if run.parent is not None else None,
-            error_type=error_type,
-            error_message=error_message,
-            refusal_reason=refusal_reason,
-            fallback_used=fallback_used,
-            ungoverned=run.ungoverned,
-            model_calls=len(calls),
-            input_tokens=sum(c.input_tokens or 0 for c in calls) if calls else 0,
-            output_tokens=sum(c.output_tokens or 0 for c in calls) if calls else 0,
-            cost=sum(c.cost or 0.0 for c in calls) if calls else 0.0,
-            outcome_ref=run._outcome_ref,
-            outcomes=dict(run._outcomes),
-            annotations=dict(run._annotations),
+            run.id,
+            self.workflow.name,
+            self.version,
+            status,
+            trigger.id,
+            trigger.type,
+            trigger.received_at,
+            run.started_at,
+            ended_at,
+            parent.id if parent is not None else None,
+            error_type,
+            error_message,
+            refusal_reason,
+            fallback_used,
+            run.ungoverned,
+            len(calls),
+            sum(c.input_tokens or 0 for c in calls) if calls else 0,
+            sum(c.output_tokens or 0 for c in calls) if calls else 0,
+            sum(c.cost or 0.0 for c in calls) if calls else 0.0,
+            run._outcome_ref,
+            dict(run._outcomes) if run._outcomes else {},
+            dict(run._annotations) if run._annotations else {},
         )
 
     @staticmethod
@@ -493,7 +534,7 @@ def _wrap_function(fn: Callable[..., Any], engine: _Engine) -> Callable[..., Any
     def governed(*args: Any, **kwargs: Any) -> Any:
         governance = engine.governance or get_governance()
         run = _drive(engine.open(governance, args, kwargs), governance.store)
-        token = _CURRENT.set(run)
+        token = _activate(run)
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:
@@ -502,8 +543,8 @@ def _wrap_function(fn: Callable[..., Any], engine: _Engine) -> Callable[..., Any
                 raise
             return fallback
         finally:
-            _CURRENT.reset(token)
-        _drive(engine.succeed(governance, run), governance.store)
+            _deactivate(token)
+        _drive(engine.succeed(governance, run, result), governance.store)
         return result
 
     return governed
@@ -514,7 +555,7 @@ def _wrap_coroutine(fn: Callable[..., Any], engine: _Engine) -> Callable[..., An
     async def governed(*args: Any, **kwargs: Any) -> Any:
         governance = engine.governance or get_governance()
         run = await _adrive(engine.open(governance, args, kwargs), governance.store)
-        token = _CURRENT.set(run)
+        token = _activate(run)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as error:
@@ -523,8 +564,8 @@ def _wrap_coroutine(fn: Callable[..., Any], engine: _Engine) -> Callable[..., An
                 raise
             return fallback
         finally:
-            _CURRENT.reset(token)
-        await _adrive(engine.succeed(governance, run), governance.store)
+            _deactivate(token)
+        await _adrive(engine.succeed(governance, run, result), governance.store)
         return result
 
     return governed
@@ -543,11 +584,11 @@ def _wrap_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[..., An
         thrown: BaseException | None = None
         try:
             while True:
-                token = _CURRENT.set(run)
+                token = _activate(run)
                 try:
                     item = inner.throw(thrown) if thrown is not None else inner.send(answer)
                 finally:
-                    _CURRENT.reset(token)
+                    _deactivate(token)
                 thrown = None
                 try:
                     answer = yield item
@@ -556,12 +597,12 @@ def _wrap_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[..., An
                 except BaseException as error:
                     thrown, answer = error, None
         except StopIteration as stop:
-            _drive(engine.succeed(governance, run), governance.store)
+            _drive(engine.succeed(governance, run, stop.value), governance.store)
             return stop.value
         except GeneratorExit as closed:
             # Closing ends the run: the inner generator's cleanup, and the exception
             # path's handler, see the run as current, as a function's would.
-            token = _CURRENT.set(run)
+            token = _activate(run)
             try:
                 try:
                     inner.close()
@@ -570,14 +611,14 @@ def _wrap_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[..., An
                     raise
                 _drive(engine.fail(governance, run, closed, fallback=False), governance.store)
             finally:
-                _CURRENT.reset(token)
+                _deactivate(token)
             raise
         except BaseException as error:
-            token = _CURRENT.set(run)
+            token = _activate(run)
             try:
                 _drive(engine.fail(governance, run, error, fallback=False), governance.store)
             finally:
-                _CURRENT.reset(token)
+                _deactivate(token)
             raise
 
     return governed
@@ -593,14 +634,14 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[.
         thrown: BaseException | None = None
         try:
             while True:
-                token = _CURRENT.set(run)
+                token = _activate(run)
                 try:
                     if thrown is not None:
                         item = await inner.athrow(thrown)
                     else:
                         item = await inner.asend(answer)
                 finally:
-                    _CURRENT.reset(token)
+                    _deactivate(token)
                 thrown = None
                 try:
                     answer = yield item
@@ -611,7 +652,7 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[.
         except StopAsyncIteration:
             await _adrive(engine.succeed(governance, run), governance.store)
         except GeneratorExit as closed:
-            token = _CURRENT.set(run)
+            token = _activate(run)
             try:
                 try:
                     await inner.aclose()
@@ -624,14 +665,14 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: _Engine) -> Callable[.
                     engine.fail(governance, run, closed, fallback=False), governance.store
                 )
             finally:
-                _CURRENT.reset(token)
+                _deactivate(token)
             raise
         except BaseException as error:
-            token = _CURRENT.set(run)
+            token = _activate(run)
             try:
                 await _adrive(engine.fail(governance, run, error, fallback=False), governance.store)
             finally:
-                _CURRENT.reset(token)
+                _deactivate(token)
             raise
 
     return governed
@@ -726,7 +767,7 @@ class GovernedRun:
     def __enter__(self) -> Run:
         governance = self._begin()
         self._run = _drive(self._engine.open(governance, (), {}, self._trigger), governance.store)
-        self._token = _CURRENT.set(self._run)
+        self._token = _activate(self._run)
         return self._run
 
     def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
@@ -738,7 +779,7 @@ class GovernedRun:
                 return False
             fallback = _drive(self._engine.fail(governance, run, error), governance.store)
         finally:
-            _CURRENT.reset(self._token)
+            _deactivate(self._token)
         if fallback is _NO_FALLBACK:
             return False
         run.fallback = fallback
@@ -749,7 +790,7 @@ class GovernedRun:
         self._run = await _adrive(
             self._engine.open(governance, (), {}, self._trigger), governance.store
         )
-        self._token = _CURRENT.set(self._run)
+        self._token = _activate(self._run)
         return self._run
 
     async def __aexit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
@@ -761,7 +802,7 @@ class GovernedRun:
                 return False
             fallback = await _adrive(self._engine.fail(governance, run, error), governance.store)
         finally:
-            _CURRENT.reset(self._token)
+            _deactivate(self._token)
         if fallback is _NO_FALLBACK:
             return False
         run.fallback = fallback

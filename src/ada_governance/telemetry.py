@@ -1,0 +1,355 @@
+"""Spans and metrics for governed runs, through the OpenTelemetry API only.
+
+The library never installs a provider: it uses the ones given to `Governance`, else the
+global ones (looked up through the API's proxies, so providers set after start-up are
+honoured). Telemetry fails open: an exporter, processor or provider that raises never
+breaks a governed call; the failure is logged once and the call goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from . import _semconv as sc
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from .records import RunRecord
+    from .run import ModelCall, Run
+
+__all__ = ["Telemetry"]
+
+_SCOPE = "ada_governance"
+_CONTENT_LIMIT = 8192
+
+
+def _error_status(description: str) -> Status:
+    return Status(StatusCode.ERROR, description)
+
+
+class Telemetry:
+    """Makes the spans and metrics of governed runs.
+
+    Args:
+        tracer_provider: Where spans go; the global provider if not given.
+        meter_provider: Where metrics go; the global provider if not given.
+        capture_content: Whether outputs and model prompts and completions are recorded
+            on spans. Off by default; values read from sources classified as personal are
+            redacted even when it is on.
+    """
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        *,
+        capture_content: bool = False,
+    ) -> None:
+        self.capture_content = capture_content
+        self._warned = False
+        try:
+            self.tracer: trace.Tracer = (
+                tracer_provider.get_tracer(_SCOPE, __version__)
+                if tracer_provider is not None
+                else trace.get_tracer(_SCOPE, __version__)
+            )
+        except Exception as error:
+            self._failed("tracer", error)
+            self.tracer = trace.NoOpTracer()
+        try:
+            meter = (
+                meter_provider.get_meter(_SCOPE, __version__)
+                if meter_provider is not None
+                else metrics.get_meter(_SCOPE, __version__)
+            )
+            self._make_instruments(meter)
+        except Exception as error:
+            self._failed("meter", error)
+            self._make_instruments(metrics.NoOpMeter(_SCOPE))
+        self._attributes: dict[tuple[str, str, str], dict[str, str]] = {}
+
+    def _make_instruments(self, meter: metrics.Meter) -> None:
+        self.duration = meter.create_histogram(
+            sc.METRIC_INVOKE_WORKFLOW_DURATION,
+            unit="s",
+            description="Duration of governed workflow runs, from opening to the outcome.",
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+        self.token_usage = meter.create_histogram(
+            sc.METRIC_CLIENT_TOKEN_USAGE,
+            unit="{token}",
+            description="Tokens used by model calls recorded in governed runs.",
+            explicit_bucket_boundaries_advisory=[float(b) for b in sc.TOKEN_BUCKETS],
+        )
+        self.cycle_time = meter.create_histogram(
+            sc.METRIC_CYCLE_TIME,
+            unit="s",
+            description="Time from the trigger event to the run's end, for finished runs.",
+            explicit_bucket_boundaries_advisory=list(sc.CYCLE_TIME_BUCKETS),
+        )
+        self.runs = meter.create_counter(
+            sc.METRIC_RUNS, unit="{run}", description="Governed runs, by how they ended."
+        )
+        self.exceptions = meter.create_counter(
+            sc.METRIC_EXCEPTIONS,
+            unit="{exception}",
+            description="Exceptions from governed runs, by type.",
+        )
+        self.refusals = meter.create_counter(
+            sc.METRIC_REFUSALS, unit="{refusal}", description="Runs refused, by reason."
+        )
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        # Logged once per governance: a broken exporter would otherwise log every call.
+        if self._warned:
+            return
+        self._warned = True
+        try:
+            from .audit import logger
+
+            logger.warning(
+                "telemetry_failed",
+                part=what,
+                error=f"{type(error).__name__}: {error}",
+                note="governed calls go on; further telemetry failures are not logged",
+            )
+        except Exception:
+            pass
+
+    def _metric_attributes(self, workflow: str, key: str, value: str) -> dict[str, str]:
+        # Built once per (workflow, key, value): the set is small, and the hot path reuses it.
+        cache_key = (workflow, key, value)
+        found = self._attributes.get(cache_key)
+        if found is None:
+            found = {sc.GEN_AI_WORKFLOW_NAME: workflow, key: value}
+            self._attributes[cache_key] = found
+        return found
+
+    def _duration_attributes(self, workflow: str, key: str, value: str) -> dict[str, str]:
+        cache_key = ("duration " + workflow, key, value)
+        found = self._attributes.get(cache_key)
+        if found is None:
+            found = {
+                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_INVOKE_WORKFLOW,
+                sc.GEN_AI_WORKFLOW_NAME: workflow,
+                key: value,
+            }
+            self._attributes[cache_key] = found
+        return found
+
+    # --- the run span ------------------------------------------------------------------
+
+    def start_run(
+        self, run: Run, static: Mapping[str, Any], start_ns: int, stage: str | None
+    ) -> Span | None:
+        """Start the run's span (with the attributes samplers need) and make its context."""
+        try:
+            attributes = dict(static)
+            trigger = run.trigger
+            attributes[sc.ADA_RUN_ID] = run.id
+            attributes[sc.ADA_TRIGGER_EVENT] = trigger.type
+            attributes[sc.ADA_TRIGGER_ID] = trigger.id
+            if stage is not None:
+                attributes[sc.ADA_WORKFLOW_STAGE] = stage
+            if run.parent is not None:
+                attributes[sc.ADA_RUN_PARENT_ID] = run.parent.id
+            span = self.tracer.start_span(
+                f"invoke_workflow {run.workflow.name}",
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+                start_time=start_ns,
+            )
+            run._span = span
+            run._otel_context = trace.set_span_in_context(span) if span.is_recording() else None
+            return span
+        except Exception as error:
+            self._failed("span", error)
+            return None
+
+    def end_run(
+        self, run: Run, record: RunRecord, error: BaseException | None, output: Any
+    ) -> None:
+        """End the run's span and record the run's metrics."""
+        workflow = record.workflow
+        status = record.status.value
+        elapsed = time.perf_counter() - run._t0
+        span = run._span
+        try:
+            if span is not None and span.is_recording():
+                attributes: dict[str, Any] = {sc.ADA_RUN_STATUS: status}
+                for name, value in record.outcomes.items():
+                    attributes[sc.ADA_OUTCOME_PREFIX + name] = value
+                if record.outcome_ref is not None:
+                    attributes[sc.ADA_OUTCOME_REF] = record.outcome_ref
+                if record.ungoverned:
+                    attributes[sc.ADA_UNGOVERNED] = True
+                if record.fallback_used:
+                    attributes[sc.ADA_FALLBACK_USED] = True
+                if isinstance(error, Exception) and record.error_type is not None:
+                    attributes[sc.ERROR_TYPE] = record.error_type
+                elif self.capture_content and output is not None:
+                    attributes[sc.ADA_OUTPUT] = run._redact(_render(output))
+                span.set_attributes(attributes)
+                if error is not None and isinstance(error, Exception):
+                    span.set_status(_error_status(f"{record.error_type}: {record.error_message}"))
+            if span is not None:
+                span.end()
+        except Exception as exc:
+            self._failed("span", exc)
+        try:
+            if error is not None and isinstance(error, Exception) and record.error_type:
+                self.duration.record(
+                    elapsed, self._duration_attributes(workflow, sc.ERROR_TYPE, record.error_type)
+                )
+                self.exceptions.add(
+                    1, self._metric_attributes(workflow, sc.ERROR_TYPE, record.error_type)
+                )
+            else:
+                self.duration.record(
+                    elapsed, self._duration_attributes(workflow, sc.ADA_RUN_STATUS, status)
+                )
+            self.runs.add(1, self._metric_attributes(workflow, sc.ADA_RUN_STATUS, status))
+            cycle = (record.ended_at - record.received_at).total_seconds()
+            if record.status.value == "succeeded" and cycle >= 0:
+                self.cycle_time.record(
+                    cycle, self._metric_attributes(workflow, sc.ADA_RUN_STATUS, status)
+                )
+        except Exception as exc:
+            self._failed("metrics", exc)
+
+    def refused(self, run: Run, record: RunRecord, error_type: str, message: str) -> None:
+        """End a refused run's span as an error naming the refusal, and count it."""
+        reason = record.refusal_reason or "refused"
+        try:
+            span = run._span
+            if span is not None:
+                if span.is_recording():
+                    span.set_attributes(
+                        {
+                            sc.ADA_RUN_STATUS: record.status.value,
+                            sc.ADA_REFUSAL_REASON: reason,
+                            sc.ERROR_TYPE: error_type,
+                        }
+                    )
+                    span.set_status(_error_status(message))
+                span.end()
+        except Exception as exc:
+            self._failed("span", exc)
+        try:
+            self.refusals.add(
+                1, self._metric_attributes(record.workflow, sc.ADA_REFUSAL_REASON, reason)
+            )
+            self.runs.add(
+                1, self._metric_attributes(record.workflow, sc.ADA_RUN_STATUS, record.status.value)
+            )
+        except Exception as exc:
+            self._failed("metrics", exc)
+
+    def exception_routed(self, run: Run, error_type: str, route_to: str | None) -> None:
+        """Note on the run's span that its failure went down the exception path."""
+        span = run._span
+        if span is None or not span.is_recording():
+            return
+        try:
+            attributes = {sc.ERROR_TYPE: error_type}
+            if route_to is not None:
+                attributes[sc.ADA_ROUTE_TO] = route_to
+            span.add_event(sc.EVENT_EXCEPTION_ROUTED, attributes)
+        except Exception as exc:
+            self._failed("span", exc)
+
+    # --- model calls ---------------------------------------------------------------------
+
+    def model_call(
+        self,
+        run: Run,
+        call: ModelCall,
+        duration: float | None,
+        prompt: Any = None,
+        completion: Any = None,
+    ) -> None:
+        """Record a model call as a ``chat {model}`` span under the run, and its tokens."""
+        workflow = run.workflow.name
+        try:
+            context: Context | None = run._otel_context
+            if context is not None:
+                end_ns = time.time_ns()
+                start_ns = end_ns - int((duration or 0.0) * 1e9)
+                attributes: dict[str, Any] = {
+                    sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+                    sc.GEN_AI_REQUEST_MODEL: call.model,
+                    sc.GEN_AI_WORKFLOW_NAME: workflow,
+                    sc.ADA_RUN_ID: run.id,
+                }
+                if call.provider is not None:
+                    attributes[sc.GEN_AI_PROVIDER_NAME] = call.provider
+                if call.input_tokens is not None:
+                    attributes[sc.GEN_AI_USAGE_INPUT_TOKENS] = call.input_tokens
+                if call.output_tokens is not None:
+                    attributes[sc.GEN_AI_USAGE_OUTPUT_TOKENS] = call.output_tokens
+                if call.cost is not None:
+                    attributes[sc.ADA_COST_USD] = call.cost
+                if self.capture_content:
+                    if prompt is not None:
+                        attributes[sc.GEN_AI_INPUT_MESSAGES] = run._redact(
+                            _messages("user", prompt)
+                        )
+                    if completion is not None:
+                        attributes[sc.GEN_AI_OUTPUT_MESSAGES] = run._redact(
+                            _messages("assistant", completion)
+                        )
+                span = self.tracer.start_span(
+                    f"chat {call.model}",
+                    context=context,
+                    kind=SpanKind.CLIENT,
+                    attributes=attributes,
+                    start_time=start_ns,
+                )
+                span.end(end_time=end_ns)
+        except Exception as exc:
+            self._failed("span", exc)
+        try:
+            base = {
+                sc.GEN_AI_OPERATION_NAME: sc.OPERATION_CHAT,
+                sc.GEN_AI_REQUEST_MODEL: call.model,
+                sc.GEN_AI_WORKFLOW_NAME: workflow,
+            }
+            if call.provider is not None:
+                base[sc.GEN_AI_PROVIDER_NAME] = call.provider
+            if call.input_tokens is not None:
+                self.token_usage.record(
+                    call.input_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_INPUT}
+                )
+            if call.output_tokens is not None:
+                self.token_usage.record(
+                    call.output_tokens, {**base, sc.GEN_AI_TOKEN_TYPE: sc.TOKEN_TYPE_OUTPUT}
+                )
+        except Exception as exc:
+            self._failed("metrics", exc)
+
+
+def _render(value: Any) -> str:
+    """Text for a captured value: JSON where it can be, else ``repr``, truncated."""
+    try:
+        if hasattr(value, "model_dump_json"):
+            text = str(value.model_dump_json())
+        else:
+            text = json.dumps(value, default=str, ensure_ascii=False)
+    except Exception:
+        text = repr(value)
+    return text[:_CONTENT_LIMIT]
+
+
+def _messages(role: str, content: Any) -> str:
+    text = content if isinstance(content, str) else _render(content)
+    return json.dumps(
+        [{"role": role, "parts": [{"type": "text", "content": text[:_CONTENT_LIMIT]}]}],
+        ensure_ascii=False,
+    )
