@@ -39,7 +39,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import ada_governance
-from ada_governance import Workflow, governed_workflow
+from ada_governance import MemoryStore, Workflow, governed_workflow
 from ada_governance.governance import Governance
 from ada_governance.storage.sqlite import SQLiteStore
 from ada_governance.testing import memory_governance
@@ -159,6 +159,47 @@ class MemoryGovernedCase:
         elapsed = time.perf_counter_ns() - start
         self.fn = self._decorate()
         return elapsed
+
+
+class TracedGovernedCase:
+    """A governed call on the memory store with the OpenTelemetry SDK recording its spans
+    (BatchSpanProcessor, in-memory exporter) and metrics (an in-memory reader): the cost
+    a user with telemetry on pays, against the raw span."""
+
+    def __init__(self) -> None:
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+        self.workflow = bench_workflow()
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(self.exporter))
+        self.meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+        self.fn = self._decorate()
+
+    def _decorate(self) -> Callable[[int], int]:
+        governance = Governance(
+            MemoryStore(),
+            development=True,
+            tracer_provider=self.tracer_provider,
+            meter_provider=self.meter_provider,
+        )
+        return governed_workflow(self.workflow, governance=governance)(work)
+
+    def block(self, n: int) -> int:
+        fn = self.fn
+        start = time.perf_counter_ns()
+        for i in range(n):
+            fn(i)
+        elapsed = time.perf_counter_ns() - start
+        self.tracer_provider.force_flush()
+        self.exporter.clear()
+        self.fn = self._decorate()
+        return elapsed
+
+    def close(self) -> None:
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
 
 
 class SQLiteGovernedCase:
@@ -284,6 +325,12 @@ def report(results: dict[str, list[float]], calls: dict[str, int], repeats: int)
             True,
         ),
         (
+            "governed(memory, SDK tracing+metrics) / raw span",
+            medians[TRACED] / medians[SPAN],
+            paired(at(TRACED), span),
+            False,
+        ),
+        (
             "governed(memory) / bare call",
             medians[MEMORY] / medians[BARE],
             paired(at(MEMORY), at(BARE)),
@@ -306,6 +353,7 @@ def report(results: dict[str, list[float]], calls: dict[str, int], repeats: int)
 BARE = "bare call"
 SPAN = "raw OTel span (10 attributes)"
 MEMORY = "governed, memory store"
+TRACED = "governed, memory, SDK telemetry"
 SQLITE = "governed, SQLite store"
 COMMIT = "SQLite WAL commit alone"
 
@@ -315,6 +363,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     sqlite_calls = max(1, args.calls // 4)
     with tempfile.TemporaryDirectory(prefix="ada-bench-") as folder:
         span = SpanCase()
+        traced = TracedGovernedCase()
         sqlite_governed = SQLiteGovernedCase(Path(folder) / "bench.db")
         commit = SQLiteCommitCase(Path(folder) / "commit.db")
         try:
@@ -322,6 +371,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 BARE: (bare_block(), args.calls),
                 SPAN: (span.block, args.calls),
                 MEMORY: (MemoryGovernedCase().block, args.calls),
+                TRACED: (traced.block, args.calls),
                 SQLITE: (sqlite_governed.block, sqlite_calls),
                 COMMIT: (commit.block, sqlite_calls),
             }
@@ -330,6 +380,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
             elapsed = time.perf_counter() - started
         finally:
             span.close()
+            traced.close()
             sqlite_governed.close()
             commit.close()
     report(results, {name: calls for name, (_, calls) in cases.items()}, args.repeats)
