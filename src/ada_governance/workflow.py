@@ -28,9 +28,11 @@ from ._declaration import (
 )
 from ._files import Format, format_for, imports_beside, parse_text, write_text
 from .actions import Action, RiskBoundary
+from .checks import Check
 from .exceptions import DeclarationError, Problem
 from .measurement import Metric
 from .outputs import OnFail, OutputStandard
+from .retry import RetryPolicy
 from .review import ReviewPolicy
 from .sources import Source
 from .stops import StopRule
@@ -179,13 +181,26 @@ def _workflow_rules(data: Any) -> Iterable[tuple[Loc, str]]:
                     f"action {field_of(action, 'name')!r} requires approval, so the workflow "
                     "needs a review policy: add 'review' with at least one reviewer role",
                 )
-        standard = field_of(data, "output_standard")
-        if standard is not None and enum_text(field_of(standard, "on_fail")) == OnFail.REVIEW.value:
-            yield (
-                ("output_standard", "on_fail"),
-                "'review' sends failed outputs to a person, so the workflow needs a "
-                "review policy: add 'review' or choose another on_fail",
-            )
+    standard = field_of(data, "output_standard")
+    if standard is not None and enum_text(field_of(standard, "on_fail")) == OnFail.REVIEW.value:
+        yield (
+            ("output_standard", "on_fail"),
+            "'review' sends failed outputs to a person's review queue, which this version "
+            "of ada-governance does not have yet; choose raise, exception_path or retry",
+        )
+    checks = field_of(data, "checks") or ()
+    if not isinstance(checks, (str, Mapping)):
+        first_check: dict[Any, int] = {}
+        for index, check in enumerate(checks):
+            name = field_of(check, "name")
+            if isinstance(name, str):
+                if name in first_check:
+                    yield (
+                        ("checks", index, "name"),
+                        f"duplicate name {name!r} (also checks[{first_check[name]}])",
+                    )
+                else:
+                    first_check[name] = index
     stage = enum_text(field_of(data, "stage"))
     if stage in _DEPLOYED_STAGES:
         needed = f"a workflow in {stage} must name"
@@ -221,6 +236,9 @@ class Workflow(Declaration):
         exception_path: Where failures go.
         metrics: The operating results the workflow is measured by.
         stop_rules: When the workflow stops itself.
+        checks: Pre-checks run before the body; a failing one refuses the run.
+        retry: How transient failures of the body (declared exception types) are
+            retried.
         on_store_unavailable: ``refuse`` (the default: fail closed) or
             ``run_ungoverned``, which lets calls go ahead while the store cannot answer
             and records them when it is back.
@@ -240,6 +258,8 @@ class Workflow(Declaration):
     exception_path: ExceptionPath | None = None
     metrics: tuple[Metric, ...] = ()
     stop_rules: tuple[StopRule, ...] = ()
+    checks: tuple[Check, ...] = ()
+    retry: RetryPolicy | None = None
     on_store_unavailable: Literal["refuse", "run_ungoverned"] = "refuse"
 
     @model_validator(mode="before")

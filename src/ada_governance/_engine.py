@@ -1,0 +1,527 @@
+"""The engine behind every governed call, written once for sync and async code.
+
+Each stage of a run (open, check the output, succeed, fail) is a generator that yields the
+I/O it needs (a store call, a user callable such as a handler or a check) and receives
+the answer; `drive` answers it synchronously and `adrive` with ``await``. The
+decorators and context managers in `runtime` only choose the runner and call the body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import os
+import time
+from collections.abc import Callable, Generator, Mapping
+from typing import Any, ParamSpec, TypeVar, cast
+
+from . import _semconv as sc
+from . import audit, policy
+from .exceptions import GovernanceUnavailable, TriggerRefused, UsageError
+from .governance import Governance
+from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
+from .run import _CURRENT, ExceptionRecord, Run
+from .storage import Store
+from .workflow import Workflow
+
+__all__ = ["Engine", "NO_FALLBACK", "adrive", "drive"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+_STORE = 0
+_CALL = 1
+Op = tuple[int, Any, tuple[Any, ...]]
+Steps = Generator[Op, Any, T]
+
+
+class _NoFallback:
+    """Marks that the exception path gave no fallback value: re-raise."""
+
+
+NO_FALLBACK = _NoFallback()
+_MESSAGE_LIMIT = 500
+
+
+def _new_id() -> str:
+    # Time-ordered: 14 hex digits of microseconds since the epoch, then 72 random bits.
+    # Ids sort by creation time, which keeps database indexes appending at one end.
+    return f"{time.time_ns() // 1000:014x}{os.urandom(9).hex()}"
+
+
+def drive(steps: Steps[T], store: Store) -> T:
+    """Run an engine stage, answering its requests synchronously."""
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            kind, target, args = steps.throw(error) if error is not None else steps.send(answer)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        error = None
+        try:
+            if kind == _STORE:
+                answer = getattr(store, target)(*args)
+            else:
+                answer = target(*args)
+                if inspect.isawaitable(answer):
+                    if inspect.iscoroutine(answer):
+                        answer.close()
+                    raise UsageError(
+                        f"{target!r} is async, but the governed code is sync: give a sync "
+                        "handler, or make the governed function async"
+                    )
+        except Exception as exc:
+            answer, error = None, exc
+
+
+async def adrive(steps: Steps[T], store: Store) -> T:
+    """Run an engine stage, answering its requests with ``await``."""
+    answer: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            kind, target, args = steps.throw(error) if error is not None else steps.send(answer)
+        except StopIteration as stop:
+            return cast(T, stop.value)
+        error = None
+        try:
+            if kind == _STORE:
+                answer = await getattr(store, "a" + target)(*args)
+            else:
+                answer = target(*args)
+                if inspect.isawaitable(answer):
+                    answer = await answer
+        except Exception as exc:
+            answer, error = None, exc
+
+
+class Engine:
+    """Everything about one governed callable that can be worked out once, not per call."""
+
+    __slots__ = (
+        "default_refusal",
+        "default_type",
+        "fallback",
+        "governance",
+        "handler",
+        "owner",
+        "route_to",
+        "signature",
+        "span_attributes",
+        "trigger_from",
+        "version",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        governance: Governance | None,
+        trigger_from: str | Callable[..., Any] | None,
+        fn: Callable[..., Any] | None,
+    ) -> None:
+        if not isinstance(workflow, Workflow):
+            raise UsageError(
+                f"governed_workflow needs a Workflow declaration, not {type(workflow).__name__}"
+            )
+        self.workflow = workflow
+        self.version = workflow.version
+        self.governance = governance
+        # The trigger made at call time is the same for every call: decide it once.
+        self.default_type = policy.default_trigger_type(workflow)
+        self.default_refusal = policy.check_trigger(workflow, self.default_type)
+        self.owner = workflow.owner.name if workflow.owner else None
+        # The run span's attributes that are the same for every call.
+        self.span_attributes: dict[str, Any] = {
+            sc.GEN_AI_OPERATION_NAME: sc.OPERATION_INVOKE_WORKFLOW,
+            sc.GEN_AI_WORKFLOW_NAME: workflow.name,
+            sc.ADA_WORKFLOW_VERSION: workflow.version,
+        }
+        if self.owner is not None:
+            self.span_attributes[sc.ADA_OWNER] = self.owner
+        if workflow.system_of_record is not None:
+            self.span_attributes[sc.ADA_SYSTEM_OF_RECORD] = workflow.system_of_record.name
+        path = workflow.exception_path
+        self.route_to = path.route_to if path else None
+        self.handler = path.handler if path else None
+        self.fallback = path.fallback if path else None
+        self.trigger_from = trigger_from
+        self.signature: inspect.Signature | None = None
+        if isinstance(trigger_from, str) and fn is not None:
+            self.signature = inspect.signature(fn)
+            parameters = list(self.signature.parameters)
+            if trigger_from not in parameters:
+                raise UsageError(
+                    f"trigger_from={trigger_from!r} names no parameter of {fn.__qualname__}; "
+                    f"its parameters are {', '.join(parameters) or 'none'}"
+                )
+
+    # --- the trigger -------------------------------------------------------------------
+
+    def _trigger(
+        self,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        explicit: TriggerEvent | str | None,
+        parent: Run | None,
+        now: dt.datetime,
+        run_id: str,
+    ) -> tuple[TriggerEvent, policy.Refusal | None]:
+        found: Any = explicit
+        if found is None and self.trigger_from is not None:
+            try:
+                found = self._extract(args, kwargs)
+            except Exception as exc:
+                return TriggerEvent(run_id, "unknown", now), policy.Refusal(
+                    TriggerRefused,
+                    f"could not take the trigger event from the call: {type(exc).__name__}: "
+                    f"{_text(exc)}",
+                )
+        if found is None:
+            for value in args:
+                if type(value) is TriggerEvent:
+                    found = value
+                    break
+            else:
+                if kwargs:
+                    for value in kwargs.values():
+                        if type(value) is TriggerEvent:
+                            found = value
+                            break
+        if found is None and parent is not None and self._accepts(parent.trigger.type):
+            found = parent.trigger
+        if found is None:
+            # An event made at call time shares the run's id: it has none of its own.
+            return TriggerEvent(run_id, self.default_type or "unknown", now), self.default_refusal
+        try:
+            event = _as_trigger_event(found, now)
+        except (TypeError, ValueError) as exc:
+            return TriggerEvent(run_id, "unknown", now), policy.Refusal(TriggerRefused, str(exc))
+        return event, policy.check_trigger(self.workflow, event.type)
+
+    def _extract(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
+        source = self.trigger_from
+        if callable(source):
+            return source(*args, **kwargs)
+        if self.signature is None:
+            raise ValueError("trigger_from names a parameter, but the callable is unknown")
+        # Bind as Python would, so defaults, keyword-only and positional-only parameters
+        # all resolve to the value the function itself will see.
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound.arguments[cast(str, source)]
+
+    def _accepts(self, event_type: str) -> bool:
+        trigger = self.workflow.trigger
+        return trigger is None or event_type in trigger.events
+
+    # --- the stages of a run -------------------------------------------------------------
+
+    def open(
+        self,
+        governance: Governance,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        explicit: TriggerEvent | str | None = None,
+    ) -> Steps[Run]:
+        """Open a run: resolve its trigger, read the stored state, admit or refuse it."""
+        workflow = self.workflow
+        start_ns = time.time_ns()
+        now = governance.clock.now()
+        parent = _CURRENT.get()
+        run_id = _new_id()
+        event, refusal = self._trigger(args, kwargs, explicit, parent, now, run_id)
+        run = Run(run_id, workflow, event, now, parent)
+        telemetry = governance.telemetry
+        run._telemetry = telemetry
+        try:
+            state = yield (_STORE, "get_state", (workflow.name,))
+        except Exception as exc:
+            if workflow.on_store_unavailable == "run_ungoverned" and refusal is None:
+                run.ungoverned = True
+                audit.log_event(
+                    AuditEvent(
+                        now,
+                        audit.UNGOVERNED_RUN,
+                        workflow.name,
+                        run.id,
+                        data={"store_error": _describe(exc)},
+                    ),
+                    self.owner,
+                )
+                telemetry.start_run(run, self.span_attributes, start_ns, None)
+                return run
+            message = (
+                f"the governance store ({governance.store.url}) could not say whether "
+                f"workflow {workflow.name!r} may run, so the call was refused: "
+                f"{_describe(exc)}"
+            )
+            record = self._record(run, RunStatus.REFUSED, now, refusal_reason="store_unavailable")
+            event_row = AuditEvent(
+                now,
+                audit.RUN_REFUSED,
+                workflow.name,
+                run.id,
+                data={"reason": "store_unavailable", "message": message},
+            )
+            governance._hold(record, (event_row,))
+            audit.log_event(event_row, self.owner)
+            telemetry.start_run(run, self.span_attributes, start_ns, None)
+            telemetry.refused(run, record, GovernanceUnavailable.__name__, message)
+            raise GovernanceUnavailable(message, workflow=workflow.name, run_id=run.id) from exc
+        stage = policy.effective_stage(workflow, state)
+        if refusal is None:
+            refusal = policy.admit(workflow, state, development=governance.development)
+        telemetry.start_run(run, self.span_attributes, start_ns, stage.value)
+        if refusal is not None:
+            record = self._record(run, RunStatus.REFUSED, now, refusal_reason=refusal.reason)
+            event_row = AuditEvent(
+                now,
+                audit.RUN_REFUSED,
+                workflow.name,
+                run.id,
+                data={"reason": refusal.reason, "message": refusal.message},
+            )
+            yield from self._write(governance, record, (event_row,))
+            audit.log_event(event_row, self.owner)
+            telemetry.refused(run, record, refusal.error.__name__, refusal.message)
+            raise refusal.error(refusal.message, workflow=workflow.name, run_id=run.id)
+        return run
+
+    def succeed(self, governance: Governance, run: Run, output: Any = None) -> Steps[None]:
+        """Close a run whose body returned."""
+        record = self._record(run, RunStatus.SUCCEEDED, governance.clock.now())
+        yield from self._write(governance, record, self._ungoverned_events(run, record))
+        governance.telemetry.end_run(run, record, None, output)
+
+    def fail(
+        self, governance: Governance, run: Run, error: BaseException, *, fallback: bool = True
+    ) -> Steps[Any]:
+        """Close a run whose body raised: record, count and route the error.
+
+        Returns the fallback value, or `NO_FALLBACK` when the error must propagate.
+        """
+        now = governance.clock.now()
+        workflow = self.workflow
+        error_type = type(error).__name__
+        if not isinstance(error, Exception):
+            # Cancellation, an early-closed stream, KeyboardInterrupt: the caller stopped
+            # the run; it did not fail, and the exception path is not for it.
+            record = self._record(run, RunStatus.CANCELLED, now, error_type=error_type)
+            yield from self._write(governance, record, self._ungoverned_events(run, record))
+            governance.telemetry.end_run(run, record, error, None)
+            return NO_FALLBACK
+        message = _text(error)
+        events = [
+            AuditEvent(
+                now,
+                audit.RUN_FAILED,
+                workflow.name,
+                run.id,
+                data={"error_type": error_type, "message": message},
+            ),
+        ]
+        exception_record = ExceptionRecord(
+            workflow.name,
+            workflow.version,
+            run.id,
+            self.owner,
+            self.route_to,
+            error_type,
+            error,
+            run.trigger,
+            now,
+        )
+        if workflow.exception_path is not None:
+            governance.telemetry.exception_routed(run, error_type, self.route_to)
+            events.append(
+                AuditEvent(
+                    now,
+                    audit.EXCEPTION_ROUTED,
+                    workflow.name,
+                    run.id,
+                    data={"error_type": error_type, "route_to": self.route_to},
+                )
+            )
+        if self.handler is not None:
+            try:
+                yield (_CALL, self.handler, (exception_record,))
+            except Exception as handler_error:
+                events.append(
+                    AuditEvent(
+                        now,
+                        audit.EXCEPTION_HANDLER_FAILED,
+                        workflow.name,
+                        run.id,
+                        data={"error": _describe(handler_error)},
+                    )
+                )
+        result: Any = NO_FALLBACK
+        if fallback and self.fallback is not None:
+            try:
+                result = yield (_CALL, self.fallback, (exception_record,))
+                events.append(
+                    AuditEvent(
+                        now,
+                        audit.FALLBACK_RETURNED,
+                        workflow.name,
+                        run.id,
+                        data={"error_type": error_type},
+                    )
+                )
+            except Exception as fallback_error:
+                result = NO_FALLBACK
+                events.append(
+                    AuditEvent(
+                        now,
+                        audit.FALLBACK_FAILED,
+                        workflow.name,
+                        run.id,
+                        data={"error": _describe(fallback_error)},
+                    )
+                )
+        record = self._record(
+            run,
+            RunStatus.FAILED,
+            now,
+            error_type=error_type,
+            error_message=message,
+            fallback_used=result is not NO_FALLBACK,
+        )
+        events.extend(self._ungoverned_events(run, record))
+        yield from self._write(governance, record, events)
+        governance.telemetry.end_run(run, record, error, None)
+        for event in events:
+            audit.log_event(event, self.owner)
+        return result
+
+    # --- writing -----------------------------------------------------------------------
+
+    def _record(
+        self,
+        run: Run,
+        status: RunStatus,
+        ended_at: dt.datetime,
+        *,
+        error_type: str | None = None,
+        error_message: str | None = None,
+        refusal_reason: str | None = None,
+        fallback_used: bool = False,
+    ) -> RunRecord:
+        calls = run._model_calls
+        trigger = run.trigger
+        parent = run.parent
+        # Positional: this runs once per call, and keyword construction costs twice as much.
+        return RunRecord(
+            run.id,
+            self.workflow.name,
+            self.version,
+            status,
+            trigger.id,
+            trigger.type,
+            trigger.received_at,
+            run.started_at,
+            ended_at,
+            parent.id if parent is not None else None,
+            error_type,
+            error_message,
+            refusal_reason,
+            fallback_used,
+            run.ungoverned,
+            len(calls),
+            sum(c.input_tokens or 0 for c in calls) if calls else 0,
+            sum(c.output_tokens or 0 for c in calls) if calls else 0,
+            sum(c.cost or 0.0 for c in calls) if calls else 0.0,
+            run._outcome_ref,
+            dict(run._outcomes) if run._outcomes else {},
+            dict(run._annotations) if run._annotations else {},
+        )
+
+    @staticmethod
+    def _ungoverned_events(run: Run, record: RunRecord) -> tuple[AuditEvent, ...]:
+        if not run.ungoverned:
+            return ()
+        return (
+            AuditEvent(
+                record.ended_at,
+                audit.UNGOVERNED_RUN,
+                record.workflow,
+                run.id,
+                data={"status": record.status.value},
+            ),
+        )
+
+    def _write(
+        self,
+        governance: Governance,
+        record: RunRecord,
+        events: tuple[AuditEvent, ...] | list[AuditEvent],
+    ) -> Steps[None]:
+        """Write a ledger row; hold it in memory if the store cannot take it now."""
+        try:
+            yield (_STORE, "record_run", (record, events))
+        except Exception as exc:
+            governance._hold(record, events)
+            audit.log_event(
+                AuditEvent(
+                    record.ended_at,
+                    audit.STORE_UNAVAILABLE,
+                    record.workflow,
+                    record.run_id,
+                    data={"error": _describe(exc), "held": True},
+                ),
+                self.owner,
+            )
+            return
+        if governance._backlog:
+            held = governance._take_backlog()
+            for index, (row, row_events) in enumerate(held):
+                try:
+                    yield (_STORE, "record_run", (row, row_events))
+                except Exception:
+                    for item in held[index:]:
+                        governance._hold(*item)
+                    return
+
+
+def _text(error: BaseException) -> str:
+    """The error's message, never raising: an error that cannot print is still recorded."""
+    try:
+        return str(error)[:_MESSAGE_LIMIT]
+    except Exception:
+        return f"<{type(error).__name__} whose message could not be rendered>"
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {_text(error)}"[:_MESSAGE_LIMIT]
+
+
+def _as_trigger_event(found: Any, now: dt.datetime) -> TriggerEvent:
+    if isinstance(found, TriggerEvent):
+        return found
+    if isinstance(found, str):
+        return TriggerEvent(_new_id(), found, now)
+    if isinstance(found, Mapping):
+        data = dict(found)
+        unknown = set(data) - {"id", "type", "received_at", "payload_ref"}
+        if unknown or "type" not in data:
+            raise ValueError(
+                "a trigger mapping has 'type' and may have 'id', 'received_at' and "
+                f"'payload_ref'; got {sorted(data)}"
+            )
+        received = data.get("received_at", now)
+        if isinstance(received, str):
+            received = dt.datetime.fromisoformat(received)
+        return TriggerEvent(
+            str(data.get("id") or _new_id()),
+            str(data["type"]),
+            received,
+            data.get("payload_ref"),
+        )
+    raise TypeError(
+        f"a trigger is a TriggerEvent, an event type or a mapping, not {type(found).__name__}"
+    )
+
+
