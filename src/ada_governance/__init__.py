@@ -8,15 +8,22 @@ code that runs it with `governed_workflow` or `governed_run`.
 
 from ._version import __version__
 from .actions import Action, RiskBoundary
+from .checks import Check
 from .clock import Clock, SystemClock
 from .exceptions import (
+    CheckFailed,
     DeclarationError,
     GovernanceError,
     GovernanceUnavailable,
     NoActiveRun,
+    OutputRejected,
+    PolicyViolation,
     Problem,
+    RequiredSourceNotRead,
     RunRefused,
+    StaleSourceError,
     TriggerRefused,
+    UnapprovedSourceError,
     UsageError,
     WorkflowNotRunnable,
     WorkflowPaused,
@@ -24,14 +31,22 @@ from .exceptions import (
 )
 from .governance import Governance, configure, get_governance
 from .measurement import Baseline, Direction, Metric
-from .outputs import OnFail, OutputStandard
+from .outputs import OnFail, OutputIssue, OutputStandard
 from .readiness import DEPLOYMENT_REQUIRES, Element, Readiness, Verdict, readiness
-from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent, WorkflowState
+from .records import (
+    AuditEvent,
+    RunRecord,
+    RunStatus,
+    SourceRead,
+    TriggerEvent,
+    WorkflowState,
+)
 from .registry import WorkflowRegistry, load_workflows
+from .retry import RetryPolicy
 from .review import FieldRule, OnTimeout, ReviewMode, ReviewPolicy
 from .run import ExceptionRecord, ModelCall, Run, current_run, with_current_context
 from .runtime import GovernedRun, governed_run, governed_workflow
-from .sources import Classification, Source
+from .sources import Classification, Source, SourceData, content_hash
 from .stops import (
     Budget,
     BudgetUnit,
@@ -54,6 +69,8 @@ __all__ = [
     "Budget",
     "BudgetUnit",
     "BudgetWindow",
+    "Check",
+    "CheckFailed",
     "Classification",
     "Clock",
     "DEPLOYMENT_REQUIRES",
@@ -76,11 +93,16 @@ __all__ = [
     "NoActiveRun",
     "OnFail",
     "OnTimeout",
+    "OutputIssue",
+    "OutputRejected",
     "OutputStandard",
     "Owner",
+    "PolicyViolation",
     "Problem",
     "Readiness",
     "RejectionRate",
+    "RequiredSourceNotRead",
+    "RetryPolicy",
     "ReviewMode",
     "ReviewPolicy",
     "RiskBoundary",
@@ -92,7 +114,10 @@ __all__ = [
     "SQLiteStore",
     "SlaBreachRate",
     "Source",
+    "SourceData",
+    "SourceRead",
     "Stage",
+    "StaleSourceError",
     "StopRule",
     "Store",
     "StoreError",
@@ -101,6 +126,7 @@ __all__ = [
     "Trigger",
     "TriggerEvent",
     "TriggerRefused",
+    "UnapprovedSourceError",
     "UsageError",
     "Verdict",
     "Workflow",
@@ -111,6 +137,7 @@ __all__ = [
     "WorkflowState",
     "__version__",
     "configure",
+    "content_hash",
     "current_run",
     "get_governance",
     "governed_run",

@@ -15,12 +15,23 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
+import tenacity
+
 from . import _semconv as sc
 from . import audit, policy
-from .exceptions import GovernanceUnavailable, TriggerRefused, UsageError
+from .checks import check_reason
+from .exceptions import (
+    CheckFailed,
+    GovernanceUnavailable,
+    OutputRejected,
+    RequiredSourceNotRead,
+    TriggerRefused,
+    UsageError,
+)
 from .governance import Governance
+from .outputs import OnFail, OutputIssue, check_schema, validator_issues
 from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
-from .run import _CURRENT, ExceptionRecord, Run
+from .run import _CURRENT, ExceptionRecord, Run, _activate, _deactivate
 from .storage import Store
 from .workflow import Workflow
 
@@ -32,8 +43,10 @@ T = TypeVar("T")
 
 _STORE = 0
 _CALL = 1
-Op = tuple[int, Any, tuple[Any, ...]]
+_CALL_IN_RUN = 2
+Op = tuple[int, Any, tuple[Any, ...], Mapping[str, Any]]
 Steps = Generator[Op, Any, T]
+_NO_KWARGS: Mapping[str, Any] = {}
 
 
 class _NoFallback:
@@ -44,10 +57,29 @@ NO_FALLBACK = _NoFallback()
 _MESSAGE_LIMIT = 500
 
 
+class RetryOutput(Exception):
+    """Raised inside an attempt whose output failed a standard that says ``retry``."""
+
+    def __init__(self, issues: list[OutputIssue]) -> None:
+        super().__init__("; ".join(map(str, issues)))
+        self.issues = issues
+
+
 def _new_id() -> str:
     # Time-ordered: 14 hex digits of microseconds since the epoch, then 72 random bits.
     # Ids sort by creation time, which keeps database indexes appending at one end.
     return f"{time.time_ns() // 1000:014x}{os.urandom(9).hex()}"
+
+
+def _sync_only(target: Any, answer: Any) -> Any:
+    if inspect.isawaitable(answer):
+        if inspect.iscoroutine(answer):
+            answer.close()
+        raise UsageError(
+            f"{target!r} is async, but the governed code is sync: give a sync "
+            "callable, or make the governed function async"
+        )
+    return answer
 
 
 def drive(steps: Steps[T], store: Store) -> T:
@@ -56,22 +88,24 @@ def drive(steps: Steps[T], store: Store) -> T:
     error: BaseException | None = None
     while True:
         try:
-            kind, target, args = steps.throw(error) if error is not None else steps.send(answer)
+            kind, target, args, kwargs = (
+                steps.throw(error) if error is not None else steps.send(answer)
+            )
         except StopIteration as stop:
             return cast(T, stop.value)
         error = None
         try:
             if kind == _STORE:
                 answer = getattr(store, target)(*args)
+            elif kind == _CALL:
+                answer = _sync_only(target, target(*args, **kwargs))
             else:
-                answer = target(*args)
-                if inspect.isawaitable(answer):
-                    if inspect.iscoroutine(answer):
-                        answer.close()
-                    raise UsageError(
-                        f"{target!r} is async, but the governed code is sync: give a sync "
-                        "handler, or make the governed function async"
-                    )
+                fn, run = target
+                tokens = _activate(run)
+                try:
+                    answer = _sync_only(fn, fn(*args, **kwargs))
+                finally:
+                    _deactivate(tokens)
         except Exception as exc:
             answer, error = None, exc
 
@@ -82,17 +116,30 @@ async def adrive(steps: Steps[T], store: Store) -> T:
     error: BaseException | None = None
     while True:
         try:
-            kind, target, args = steps.throw(error) if error is not None else steps.send(answer)
+            kind, target, args, kwargs = (
+                steps.throw(error) if error is not None else steps.send(answer)
+            )
         except StopIteration as stop:
             return cast(T, stop.value)
         error = None
         try:
             if kind == _STORE:
                 answer = await getattr(store, "a" + target)(*args)
-            else:
-                answer = target(*args)
+            elif kind == _CALL:
+                answer = target(*args, **kwargs)
                 if inspect.isawaitable(answer):
                     answer = await answer
+            else:
+                # The run stays current across the await: it is this task's own step,
+                # never handed to a consumer in between.
+                fn, run = target
+                tokens = _activate(run)
+                try:
+                    answer = fn(*args, **kwargs)
+                    if inspect.isawaitable(answer):
+                        answer = await answer
+                finally:
+                    _deactivate(tokens)
         except Exception as exc:
             answer, error = None, exc
 
@@ -101,15 +148,20 @@ class Engine:
     """Everything about one governed callable that can be worked out once, not per call."""
 
     __slots__ = (
+        "checks",
         "default_refusal",
         "default_type",
         "fallback",
+        "finishing",
         "governance",
         "handler",
         "owner",
+        "required_sources",
+        "retry_policy",
         "route_to",
         "signature",
         "span_attributes",
+        "standard",
         "trigger_from",
         "version",
         "workflow",
@@ -147,6 +199,16 @@ class Engine:
         self.route_to = path.route_to if path else None
         self.handler = path.handler if path else None
         self.fallback = path.fallback if path else None
+        self.checks = workflow.checks
+        standard = workflow.output_standard
+        self.standard = (
+            standard if standard is not None and (standard.schema_ or standard.validators) else None
+        )
+        self.required_sources = tuple(s.name for s in workflow.sources if s.required)
+        self.retry_policy = workflow.retry
+        # Whether anything must be checked once the body returns; most workflows on the
+        # hot path have nothing, and skip the stage entirely.
+        self.finishing = bool(self.standard is not None or self.required_sources)
         self.trigger_from = trigger_from
         self.signature: inspect.Signature | None = None
         if isinstance(trigger_from, str) and fn is not None:
@@ -237,7 +299,7 @@ class Engine:
         telemetry = governance.telemetry
         run._telemetry = telemetry
         try:
-            state = yield (_STORE, "get_state", (workflow.name,))
+            state = yield (_STORE, "get_state", (workflow.name,), _NO_KWARGS)
         except Exception as exc:
             if workflow.on_store_unavailable == "run_ungoverned" and refusal is None:
                 run.ungoverned = True
@@ -288,7 +350,236 @@ class Engine:
             audit.log_event(event_row, self.owner)
             telemetry.refused(run, record, refusal.error.__name__, refusal.message)
             raise refusal.error(refusal.message, workflow=workflow.name, run_id=run.id)
+        for check in self.checks:
+            try:
+                reason = check_reason((yield (_CALL_IN_RUN, (check.fn, run), args, kwargs)))
+            except Exception as exc:
+                reason = f"the check raised {_describe(exc)}"
+            if reason is not None:
+                yield from self._check_failed(governance, run, check.name, reason)
         return run
+
+    def _check_failed(
+        self, governance: Governance, run: Run, check: str, reason: str
+    ) -> Steps[None]:
+        """Refuse a run a pre-check failed: record it, route it, raise `CheckFailed`."""
+        workflow = self.workflow
+        now = governance.clock.now()
+        message = f"check {check!r} refused the run of {workflow.name!r}: {reason}"
+        error = CheckFailed(message, workflow=workflow.name, run_id=run.id, check=check, why=reason)
+        record = self._record(run, RunStatus.REFUSED, now, refusal_reason=CheckFailed.reason)
+        events = [
+            AuditEvent(
+                now,
+                audit.RUN_REFUSED,
+                workflow.name,
+                run.id,
+                data={"reason": CheckFailed.reason, "check": check, "message": message},
+            )
+        ]
+        events.extend((yield from self._route(run, error, now)))
+        yield from self._write(governance, record, events)
+        for event in events:
+            audit.log_event(event, self.owner)
+        governance.telemetry.refused(run, record, CheckFailed.__name__, message, check)
+        raise error
+
+    def _route(self, run: Run, error: Exception, now: dt.datetime) -> Steps[list[AuditEvent]]:
+        """Send an error down the exception path: the routing event and the handler."""
+        workflow = self.workflow
+        events: list[AuditEvent] = []
+        error_type = type(error).__name__
+        if workflow.exception_path is None:
+            return events
+        if run._telemetry is not None:
+            run._telemetry.exception_routed(run, error_type, self.route_to)
+        events.append(
+            AuditEvent(
+                now,
+                audit.EXCEPTION_ROUTED,
+                workflow.name,
+                run.id,
+                data={"error_type": error_type, "route_to": self.route_to},
+            )
+        )
+        if self.handler is not None:
+            try:
+                yield (_CALL, self.handler, (self._exception_record(run, error, now),), _NO_KWARGS)
+            except Exception as handler_error:
+                events.append(
+                    AuditEvent(
+                        now,
+                        audit.EXCEPTION_HANDLER_FAILED,
+                        workflow.name,
+                        run.id,
+                        data={"error": _describe(handler_error)},
+                    )
+                )
+        return events
+
+    def _exception_record(
+        self, run: Run, error: BaseException, now: dt.datetime
+    ) -> ExceptionRecord:
+        workflow = self.workflow
+        return ExceptionRecord(
+            workflow.name,
+            workflow.version,
+            run.id,
+            self.owner,
+            self.route_to,
+            type(error).__name__,
+            error,
+            run.trigger,
+            now,
+        )
+
+    # --- after the body ------------------------------------------------------------------
+
+    def finish(self, run: Run, output: Any, *, check_output: bool = True) -> Steps[Any]:
+        """Check what the body left: violations, required sources, the output's standard.
+
+        Returns the output (the schema's instance when the standard coerces). Raises the
+        violation, `RequiredSourceNotRead` or `OutputRejected`; raises `RetryOutput`
+        instead when the standard says ``retry``, for the attempt loop to catch.
+        """
+        workflow = self.workflow
+        if run._violations:
+            raise run._violations[0]
+        if self.required_sources:
+            read = {item.source for item in run._reads}
+            missing = tuple(name for name in self.required_sources if name not in read)
+            if missing:
+                raise RequiredSourceNotRead(
+                    f"the run of {workflow.name!r} ended without reading the required "
+                    f"source{'s' if len(missing) > 1 else ''} {', '.join(missing)}",
+                    workflow=workflow.name,
+                    run_id=run.id,
+                    sources=missing,
+                )
+        standard = self.standard
+        if standard is None or not check_output:
+            return output
+        value, issues = check_schema(standard, output)
+        if not issues:
+            for validator in standard.validators:
+                try:
+                    result = yield (_CALL_IN_RUN, (validator, run), (value,), _NO_KWARGS)
+                    issues.extend(validator_issues(validator, result))
+                except Exception as exc:
+                    name = getattr(validator, "__name__", "validator")
+                    issues.append(OutputIssue(f"{name}.raised", _describe(exc)))
+        if not issues:
+            return value if standard.mode == "coerce" else output
+        if standard.on_fail is OnFail.RETRY:
+            raise RetryOutput(issues)
+        raise self.rejected(run, issues)
+
+    def rejected(self, run: Run, issues: list[OutputIssue]) -> OutputRejected:
+        """The error for an output that failed its standard with ``issues``."""
+        names = ", ".join(issue.name for issue in issues)
+        return OutputRejected(
+            f"the output of {self.workflow.name!r} failed its standard after "
+            f"{run.attempt} attempt{'s' if run.attempt > 1 else ''}: {names}",
+            workflow=self.workflow.name,
+            run_id=run.id,
+            issues=tuple(issues),
+            attempts=run.attempt,
+        )
+
+    def routes(self, error: BaseException) -> bool:
+        """Whether a failure goes down the exception path (an output rejected under
+        ``on_fail: raise`` is raised to the caller, not routed)."""
+        return not (
+            isinstance(error, OutputRejected)
+            and self.standard is not None
+            and self.standard.on_fail in (OnFail.RAISE, OnFail.RETRY)
+        )
+
+    # --- retrying the body ---------------------------------------------------------------
+
+    @property
+    def retries(self) -> bool:
+        """Whether the body may run more than once."""
+        return self.retry_policy is not None or (
+            self.standard is not None and self.standard.on_fail is OnFail.RETRY
+        )
+
+    def retrying(self, run: Run, governance: Governance, *, asynchronous: bool) -> Any:
+        """A tenacity controller for the body's attempts: transient errors and rejected
+        outputs, each within its own limit; never past an executed action."""
+        policy_ = self.retry_policy
+        standard = self.standard
+        transient: tuple[type[BaseException], ...] = tuple(policy_.on) if policy_ else ()
+        output_limit = standard.max_attempts if standard is not None else 1
+        counts = {"output": 0, "transient": 0}
+        deadline = policy_.deadline.total_seconds() if policy_ and policy_.deadline else None
+        backoff = (
+            tenacity.wait_exponential_jitter(
+                initial=policy_.initial_wait.total_seconds(),
+                max=policy_.max_wait.total_seconds(),
+                jitter=policy_.initial_wait.total_seconds() if policy_.jitter else 0,
+            )
+            if policy_
+            else tenacity.wait_none()
+        )
+
+        def failure(state: tenacity.RetryCallState) -> BaseException | None:
+            return state.outcome.exception() if state.outcome is not None else None
+
+        def retry(state: tenacity.RetryCallState) -> bool:
+            error = failure(state)
+            if error is None or run._side_effects:
+                return False
+            if isinstance(error, RetryOutput):
+                counts["output"] += 1
+                return True
+            if transient and isinstance(error, transient):
+                counts["transient"] += 1
+                return True
+            return False
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            error = failure(state)
+            if isinstance(error, RetryOutput):
+                return counts["output"] >= output_limit
+            if policy_ is None or counts["transient"] >= policy_.attempts:
+                return True
+            elapsed = state.seconds_since_start
+            return deadline is not None and elapsed is not None and elapsed >= deadline
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            return 0.0 if isinstance(failure(state), RetryOutput) else float(backoff(state))
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            error = failure(state)
+            if isinstance(error, RetryOutput):
+                run.previous_issues = tuple(error.issues)
+                reason = "OutputRejected"
+                detail: dict[str, Any] = {"issues": [str(issue) for issue in error.issues]}
+            else:
+                reason = type(error).__name__
+                detail = {"error": _describe(error) if error is not None else ""}
+            run._attempt_events.append(
+                AuditEvent(
+                    governance.clock.now(),
+                    audit.ATTEMPT_FAILED,
+                    self.workflow.name,
+                    run.id,
+                    data={"attempt": run.attempt, "error_type": reason, **detail},
+                )
+            )
+            if run._telemetry is not None:
+                run._telemetry.attempt_failed(run, run.attempt, reason)
+            run.attempt += 1
+
+        options: dict[str, Any] = {
+            "retry": retry,
+            "stop": stop,
+            "wait": wait,
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+        return (tenacity.AsyncRetrying if asynchronous else tenacity.Retrying)(**options)
 
     def succeed(self, governance: Governance, run: Run, output: Any = None) -> Steps[None]:
         """Close a run whose body returned."""
@@ -323,45 +614,14 @@ class Engine:
                 data={"error_type": error_type, "message": message},
             ),
         ]
-        exception_record = ExceptionRecord(
-            workflow.name,
-            workflow.version,
-            run.id,
-            self.owner,
-            self.route_to,
-            error_type,
-            error,
-            run.trigger,
-            now,
-        )
-        if workflow.exception_path is not None:
-            governance.telemetry.exception_routed(run, error_type, self.route_to)
-            events.append(
-                AuditEvent(
-                    now,
-                    audit.EXCEPTION_ROUTED,
-                    workflow.name,
-                    run.id,
-                    data={"error_type": error_type, "route_to": self.route_to},
-                )
-            )
-        if self.handler is not None:
-            try:
-                yield (_CALL, self.handler, (exception_record,))
-            except Exception as handler_error:
-                events.append(
-                    AuditEvent(
-                        now,
-                        audit.EXCEPTION_HANDLER_FAILED,
-                        workflow.name,
-                        run.id,
-                        data={"error": _describe(handler_error)},
-                    )
-                )
+        routed = self.routes(error)
+        if routed:
+            events.extend((yield from self._route(run, error, now)))
         result: Any = NO_FALLBACK
-        if fallback and self.fallback is not None:
+        if fallback and routed and self.fallback is not None:
             try:
-                result = yield (_CALL, self.fallback, (exception_record,))
+                exception_record = self._exception_record(run, error, now)
+                result = yield (_CALL, self.fallback, (exception_record,), _NO_KWARGS)
                 events.append(
                     AuditEvent(
                         now,
@@ -437,21 +697,34 @@ class Engine:
             run._outcome_ref,
             dict(run._outcomes) if run._outcomes else {},
             dict(run._annotations) if run._annotations else {},
+            run.attempt,
+            list(run._reads) if run._reads else [],
         )
 
     @staticmethod
     def _ungoverned_events(run: Run, record: RunRecord) -> tuple[AuditEvent, ...]:
-        if not run.ungoverned:
-            return ()
-        return (
+        # Events kept on the run while it worked (failed attempts, refused reads) are
+        # written with its ledger row, in the same transaction.
+        kept = tuple(run._attempt_events) + tuple(
             AuditEvent(
                 record.ended_at,
-                audit.UNGOVERNED_RUN,
+                audit.POLICY_VIOLATION,
                 record.workflow,
                 run.id,
-                data={"status": record.status.value},
-            ),
+                data={"error_type": type(v).__name__, "message": _text(v)},
+            )
+            for v in run._violations
         )
+        if not run.ungoverned:
+            return kept
+        ungoverned = AuditEvent(
+            record.ended_at,
+            audit.UNGOVERNED_RUN,
+            record.workflow,
+            run.id,
+            data={"status": record.status.value},
+        )
+        return (*kept, ungoverned)
 
     def _write(
         self,
@@ -461,7 +734,7 @@ class Engine:
     ) -> Steps[None]:
         """Write a ledger row; hold it in memory if the store cannot take it now."""
         try:
-            yield (_STORE, "record_run", (record, events))
+            yield (_STORE, "record_run", (record, events), _NO_KWARGS)
         except Exception as exc:
             governance._hold(record, events)
             audit.log_event(
@@ -479,7 +752,7 @@ class Engine:
             held = governance._take_backlog()
             for index, (row, row_events) in enumerate(held):
                 try:
-                    yield (_STORE, "record_run", (row, row_events))
+                    yield (_STORE, "record_run", (row, row_events), _NO_KWARGS)
                 except Exception:
                     for item in held[index:]:
                         governance._hold(*item)
@@ -523,5 +796,3 @@ def _as_trigger_event(found: Any, now: dt.datetime) -> TriggerEvent:
     raise TypeError(
         f"a trigger is a TriggerEvent, an event type or a mapping, not {type(found).__name__}"
     )
-
-

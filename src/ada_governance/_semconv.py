@@ -19,7 +19,6 @@ GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
-GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 ERROR_TYPE: Final = "error.type"
@@ -27,7 +26,6 @@ ERROR_TYPE: Final = "error.type"
 # gen_ai.operation.name values
 OPERATION_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OPERATION_CHAT: Final = "chat"
-OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 
 # gen_ai.token.type values
 TOKEN_TYPE_INPUT: Final = "input"
@@ -90,8 +88,20 @@ ADA_ROUTE_TO: Final = "ada.exception.route_to"
 ADA_COST_USD: Final = "ada.cost.usd"
 ADA_OUTPUT: Final = "ada.output"
 
+ADA_SOURCE_NAME: Final = "ada.source.name"
+ADA_SOURCE_SYSTEM: Final = "ada.source.system"
+ADA_SOURCE_CLASSIFICATION: Final = "ada.source.classification"
+ADA_SOURCE_RECORD_ID: Final = "ada.source.record_id"
+ADA_SOURCE_SHA256: Final = "ada.source.sha256"
+ADA_SOURCE_FETCHED_AT: Final = "ada.source.fetched_at"
+ADA_ATTEMPT: Final = "ada.attempt"
+ADA_ATTEMPTS: Final = "ada.run.attempts"
+ADA_CHECK_NAME: Final = "ada.check.name"
+
 # span events
 EVENT_EXCEPTION_ROUTED: Final = "ada.exception_routed"
+EVENT_SOURCE_READ: Final = "ada.source.read"
+EVENT_ATTEMPT_FAILED: Final = "ada.attempt_failed"
 
 # --- governance metrics (ours) --------------------------------------------------------------
 METRIC_CYCLE_TIME: Final = "ada.run.cycle_time"

@@ -20,6 +20,8 @@ STAGE_CHANGED = "stage_changed"
 UNGOVERNED_RUN = "ungoverned_run"
 STORE_UNAVAILABLE = "store_unavailable"
 BACKLOG_FLUSHED = "backlog_flushed"
+ATTEMPT_FAILED = "attempt_failed"
+POLICY_VIOLATION = "policy_violation"
 
 _LEVELS = {
     RUN_REFUSED: "warning",
@@ -32,6 +34,8 @@ _LEVELS = {
     UNGOVERNED_RUN: "warning",
     STORE_UNAVAILABLE: "error",
     BACKLOG_FLUSHED: "info",
+    ATTEMPT_FAILED: "info",
+    POLICY_VIOLATION: "warning",
 }
 
 logger = structlog.get_logger("ada_governance")

@@ -13,7 +13,13 @@ can tell "fix your code" from "the workflow said no"::
     │   ├── WorkflowPaused        the stored stage is paused (kill switch, stop rule)
     │   ├── WorkflowRetired       the stored stage is retired
     │   ├── TriggerRefused        the trigger event is not one the workflow declares
+    │   ├── CheckFailed           a pre-check refused the run
     │   └── GovernanceUnavailable the store cannot say whether the run may start
+    ├── PolicyViolation           the governed code broke the declaration during a run
+    │   ├── UnapprovedSourceError read a source the workflow does not declare
+    │   ├── StaleSourceError      data older than the source's freshness, or of unknown age
+    │   ├── RequiredSourceNotRead the run ended without reading a required source
+    │   └── OutputRejected        the output failed its standard; carries every issue
     └── StoreError                a store could not do what it was asked (storage.base)
 
 Each error carries the data a caller needs and a message a person can act on.
@@ -23,15 +29,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
+    "CheckFailed",
     "DeclarationError",
     "GovernanceError",
     "GovernanceUnavailable",
     "NoActiveRun",
+    "OutputRejected",
+    "PolicyViolation",
     "Problem",
+    "RequiredSourceNotRead",
     "RunRefused",
+    "StaleSourceError",
     "TriggerRefused",
+    "UnapprovedSourceError",
     "UsageError",
     "WorkflowNotRunnable",
     "WorkflowPaused",
@@ -189,3 +202,99 @@ class GovernanceUnavailable(RunRefused):
     """
 
     reason = "store_unavailable"
+
+
+class CheckFailed(RunRefused):
+    """A pre-check refused the run.
+
+    Attributes:
+        check: The check's name.
+        why: The reason the check gave.
+    """
+
+    reason = "check"
+
+    def __init__(
+        self, message: str, *, workflow: str, run_id: str | None = None, check: str, why: str
+    ) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.check = check
+        self.why = why
+
+
+class PolicyViolation(GovernanceError):
+    """The governed code broke its declaration during a run; the run fails.
+
+    Attributes:
+        workflow: The workflow's name.
+        run_id: The run's id.
+    """
+
+    def __init__(self, message: str, *, workflow: str, run_id: str) -> None:
+        super().__init__(message)
+        self.workflow = workflow
+        self.run_id = run_id
+
+
+class UnapprovedSourceError(PolicyViolation):
+    """The run read a source its workflow does not declare.
+
+    Attributes:
+        source: The source's name.
+    """
+
+    def __init__(self, message: str, *, workflow: str, run_id: str, source: str) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.source = source
+
+
+class StaleSourceError(PolicyViolation):
+    """The data read is older than the source's declared freshness, or its age is unknown.
+
+    Attributes:
+        source: The source's name.
+        age: How old the data was, if known.
+    """
+
+    def __init__(
+        self, message: str, *, workflow: str, run_id: str, source: str, age: Any = None
+    ) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.source = source
+        self.age = age
+
+
+class RequiredSourceNotRead(PolicyViolation):
+    """The run ended without reading a source the workflow declares as required.
+
+    Attributes:
+        sources: The required sources not read.
+    """
+
+    def __init__(
+        self, message: str, *, workflow: str, run_id: str, sources: tuple[str, ...]
+    ) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.sources = sources
+
+
+class OutputRejected(PolicyViolation):
+    """The output failed its standard.
+
+    Attributes:
+        issues: Every issue found, each an `OutputIssue` (name and message).
+        attempts: How many times the body ran before the output was rejected.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str,
+        run_id: str,
+        issues: tuple[Any, ...],
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.issues = issues
+        self.attempts = attempts

@@ -10,11 +10,19 @@ import datetime as dt
 import os
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .workflow import Stage
+if TYPE_CHECKING:
+    from .workflow import Stage
 
-__all__ = ["AuditEvent", "RunRecord", "RunStatus", "TriggerEvent", "WorkflowState"]
+__all__ = [
+    "AuditEvent",
+    "RunRecord",
+    "RunStatus",
+    "SourceRead",
+    "TriggerEvent",
+    "WorkflowState",
+]
 
 
 class RunStatus(str, Enum):
@@ -110,6 +118,8 @@ class RunRecord:
         outcome_ref: The outcome's reference in the system of record.
         outcomes: Named outcome values (``{"meeting_booked": 1}``).
         annotations: Free-form facts the app attached with ``run.annotate``.
+        attempts: How many times the body ran (more than one when retried).
+        reads: The provenance of every source read: one `SourceRead` each.
     """
 
     run_id: str
@@ -134,6 +144,60 @@ class RunRecord:
     outcome_ref: str | None = None
     outcomes: dict[str, float] = field(default_factory=dict)
     annotations: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1
+    reads: list[SourceRead] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRead:
+    """The provenance of one read of an approved source.
+
+    Attributes:
+        source: The source's declared name.
+        system: The system that holds it.
+        classification: Its classification (``public``, ``internal``, ``confidential``,
+            ``personal``).
+        record_id: The record's id, from the source's declared ``key`` or the loader's
+            `SourceData`; ``None`` when neither says.
+        sha256: The SHA-256 of the data's canonical JSON form: the same data gives the
+            same hash in any process.
+        fetched_at: When it was read.
+        as_of: When the data was last true, if known.
+    """
+
+    source: str
+    system: str
+    classification: str
+    record_id: str | None
+    sha256: str
+    fetched_at: dt.datetime
+    as_of: dt.datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The read as JSON-ready data."""
+        return {
+            "source": self.source,
+            "system": self.system,
+            "classification": self.classification,
+            "record_id": self.record_id,
+            "sha256": self.sha256,
+            "fetched_at": self.fetched_at.isoformat(),
+            "as_of": self.as_of.isoformat() if self.as_of is not None else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SourceRead:
+        """Read back what `to_dict` wrote."""
+        as_of = data.get("as_of")
+        return cls(
+            data["source"],
+            data["system"],
+            data["classification"],
+            data.get("record_id"),
+            data["sha256"],
+            dt.datetime.fromisoformat(data["fetched_at"]),
+            dt.datetime.fromisoformat(as_of) if as_of else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)

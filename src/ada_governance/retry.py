@@ -16,8 +16,10 @@ __all__ = ["RetryPolicy"]
 def _exception_type(value: Any) -> Any:
     if isinstance(value, str):
         # Built-in exceptions may be named bare: TimeoutError, ConnectionError.
-        value = getattr(builtins, value) if ":" not in value and hasattr(builtins, value) else (
-            import_object(value)
+        value = (
+            getattr(builtins, value)
+            if ":" not in value and hasattr(builtins, value)
+            else (import_object(value))
         )
     if not (isinstance(value, type) and issubclass(value, Exception)):
         raise ValueError(f"{value!r} is not an exception class")

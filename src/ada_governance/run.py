@@ -6,6 +6,7 @@ import contextvars
 import datetime as dt
 import functools
 import hashlib
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -15,12 +16,15 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from opentelemetry import context as otel_context
 
 from .exceptions import NoActiveRun, UsageError
-from .records import TriggerEvent
+from .records import SourceRead, TriggerEvent
+from .sources import approve_read, complete_read
 from .workflow import Workflow
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
+    from .exceptions import PolicyViolation
+    from .outputs import OutputIssue
     from .telemetry import Telemetry
 
 __all__ = ["ExceptionRecord", "ModelCall", "Run", "current_run", "with_current_context"]
@@ -102,21 +106,30 @@ class Run:
         started_at: When governance opened the run.
         parent: The run this one is nested in, if any.
         ungoverned: Whether the run went ahead while the store was unavailable.
+        attempt: Which attempt at the body this is (1, then 2... when retried).
+        previous_issues: The issues the previous attempt's output was rejected for, so
+            the body can ask the model again with them; empty on the first attempt.
     """
 
     __slots__ = (
         "_annotations",
+        "_attempt_events",
         "_model_calls",
         "_otel_context",
         "_outcome_ref",
         "_outcomes",
         "_personal",
+        "_reads",
+        "_side_effects",
         "_span",
         "_t0",
         "_telemetry",
+        "_violations",
+        "attempt",
         "fallback",
         "id",
         "parent",
+        "previous_issues",
         "started_at",
         "trigger",
         "ungoverned",
@@ -147,6 +160,12 @@ class Run:
         self._t0 = time.perf_counter()
         self._telemetry: Telemetry | None = None
         self._personal: set[str] = set()
+        self._reads: list[SourceRead] = []
+        self._violations: list[PolicyViolation] = []
+        self._side_effects = 0
+        self._attempt_events: list[Any] = []
+        self.attempt = 1
+        self.previous_issues: tuple[OutputIssue, ...] = ()
 
     def __repr__(self) -> str:
         return f"<Run {self.id} of {self.workflow.name} {self.workflow.version}>"
@@ -223,13 +242,72 @@ class Run:
             self._telemetry.model_call(self, call, duration, prompt, completion)
         return call
 
+    def source(self, name: str, loader: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Read approved source data through the run, leaving its provenance.
+
+        Args:
+            name: The source's declared name.
+            loader: A function that fetches the data (for an async loader use `asource`).
+            *args: Passed to the loader.
+            **kwargs: Passed to the loader.
+
+        Returns:
+            What the loader returned (its ``data`` when it returns `SourceData`).
+
+        Raises:
+            UnapprovedSourceError: The workflow does not declare the source.
+            StaleSourceError: The data is older than the source allows.
+        """
+        declared = approve_read(self, name)
+        span = self._telemetry.start_source(self, declared) if self._telemetry else None
+        try:
+            result = loader(*args, **kwargs)
+            if inspect.isawaitable(result):
+                if inspect.iscoroutine(result):
+                    result.close()
+                raise UsageError(f"the loader for {name!r} is async: use `await run.asource(...)`")
+            data = complete_read(self, declared, result, dt.datetime.now(dt.timezone.utc))
+        except BaseException as error:
+            if span is not None and self._telemetry is not None:
+                self._telemetry.end_source(span, self, None, error)
+            raise
+        if span is not None and self._telemetry is not None:
+            self._telemetry.end_source(span, self, self._reads[-1], None)
+        return data
+
+    async def asource(
+        self, name: str, loader: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Async twin of `source`: the loader may be async or sync."""
+        declared = approve_read(self, name)
+        span = self._telemetry.start_source(self, declared) if self._telemetry else None
+        try:
+            result = loader(*args, **kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+            data = complete_read(self, declared, result, dt.datetime.now(dt.timezone.utc))
+        except BaseException as error:
+            if span is not None and self._telemetry is not None:
+                self._telemetry.end_source(span, self, None, error)
+            raise
+        if span is not None and self._telemetry is not None:
+            self._telemetry.end_source(span, self, self._reads[-1], None)
+        return data
+
+    @property
+    def reads(self) -> tuple[SourceRead, ...]:
+        """The provenance of every source read so far."""
+        return tuple(self._reads)
+
     def annotate(self, **attributes: Any) -> None:
         """Attach facts to the run's ledger row (JSON-ready values)."""
         self._annotations.update(attributes)
 
     def _redact(self, text: str) -> str:
         """Replace values read from personal sources with their hash in captured text."""
-        for value in self._personal:
+        # Longest first, so a value inside another ('Jane' in 'Jane Doe') cannot leave
+        # the rest of the longer one in the text.
+        for value in sorted(self._personal, key=len, reverse=True):
             if value and value in text:
                 digest = hashlib.sha256(value.encode()).hexdigest()[:12]
                 text = text.replace(value, f"[personal:{digest}]")

@@ -11,9 +11,10 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, ParamSpec, TypeVar, cast
 
-from ._engine import NO_FALLBACK, Engine, adrive, drive
+from ._engine import NO_FALLBACK, Engine, RetryOutput, adrive, drive
 from .exceptions import UsageError
 from .governance import Governance, get_governance
+from .outputs import OnFail
 from .records import TriggerEvent
 from .run import Run, _activate, _deactivate
 from .workflow import Workflow
@@ -22,6 +23,70 @@ __all__ = ["GovernedRun", "governed_run", "governed_workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+# --- the body ------------------------------------------------------------------------------
+
+
+def _call(
+    engine: Engine,
+    governance: Governance,
+    run: Run,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run the body (again, if the workflow retries) and check what it returns."""
+    if not engine.retries:
+        result = fn(*args, **kwargs)
+        if engine.finishing or run._violations:
+            return drive(engine.finish(run, result), governance.store)
+        return result
+    try:
+        for attempt in engine.retrying(run, governance, asynchronous=False):
+            with attempt:
+                result = drive(engine.finish(run, fn(*args, **kwargs)), governance.store)
+    except RetryOutput as rejected:
+        raise engine.rejected(run, rejected.issues) from None
+    return result
+
+
+async def _acall(
+    engine: Engine,
+    governance: Governance,
+    run: Run,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Async twin of `_call`."""
+    if not engine.retries:
+        result = await fn(*args, **kwargs)
+        if engine.finishing or run._violations:
+            return await adrive(engine.finish(run, result), governance.store)
+        return result
+    try:
+        async for attempt in engine.retrying(run, governance, asynchronous=True):
+            with attempt:
+                result = await adrive(
+                    engine.finish(run, await fn(*args, **kwargs)), governance.store
+                )
+    except RetryOutput as rejected:
+        raise engine.rejected(run, rejected.issues) from None
+    return result
+
+
+def _stream_output(items: list[Any]) -> Any:
+    """What a stream produced, for its standard: the text if it streamed text."""
+    if items and all(isinstance(item, str) for item in items):
+        return "".join(items)
+    return items
+
+
+def _finish_stream(engine: Engine, run: Run, items: list[Any] | None) -> Any:
+    """The stage that checks a finished stream (its collected items, if it keeps them)."""
+    output = _stream_output(items) if items is not None else None
+    return engine.finish(run, output, check_output=items is not None)
 
 
 # --- decorators ----------------------------------------------------------------------------
@@ -34,7 +99,7 @@ def _wrap_function(fn: Callable[..., Any], engine: Engine) -> Callable[..., Any]
         run = drive(engine.open(governance, args, kwargs), governance.store)
         token = _activate(run)
         try:
-            result = fn(*args, **kwargs)
+            result = _call(engine, governance, run, fn, args, kwargs)
         except BaseException as error:
             fallback = drive(engine.fail(governance, run, error), governance.store)
             if fallback is NO_FALLBACK:
@@ -55,7 +120,7 @@ def _wrap_coroutine(fn: Callable[..., Any], engine: Engine) -> Callable[..., Any
         run = await adrive(engine.open(governance, args, kwargs), governance.store)
         token = _activate(run)
         try:
-            result = await fn(*args, **kwargs)
+            result = await _acall(engine, governance, run, fn, args, kwargs)
         except BaseException as error:
             fallback = await adrive(engine.fail(governance, run, error), governance.store)
             if fallback is NO_FALLBACK:
@@ -78,6 +143,8 @@ def _wrap_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..., Any
         governance = engine.governance or get_governance()
         run = drive(engine.open(governance, args, kwargs), governance.store)
         inner = fn(*args, **kwargs)
+        # A stream with an output standard is checked when it ends, on what it yielded.
+        items: list[Any] | None = [] if engine.standard is not None else None
         answer: Any = None
         thrown: BaseException | None = None
         try:
@@ -87,6 +154,8 @@ def _wrap_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..., Any
                     item = inner.throw(thrown) if thrown is not None else inner.send(answer)
                 finally:
                     _deactivate(token)
+                if items is not None:
+                    items.append(item)
                 thrown = None
                 try:
                     answer = yield item
@@ -95,6 +164,16 @@ def _wrap_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..., Any
                 except BaseException as error:
                     thrown, answer = error, None
         except StopIteration as stop:
+            if engine.finishing or run._violations:
+                try:
+                    drive(_finish_stream(engine, run, items), governance.store)
+                except Exception as error:
+                    token = _activate(run)
+                    try:
+                        drive(engine.fail(governance, run, error, fallback=False), governance.store)
+                    finally:
+                        _deactivate(token)
+                    raise
             drive(engine.succeed(governance, run, stop.value), governance.store)
             return stop.value
         except GeneratorExit as closed:
@@ -128,6 +207,7 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..
         governance = engine.governance or get_governance()
         run = await adrive(engine.open(governance, args, kwargs), governance.store)
         inner = fn(*args, **kwargs)
+        items: list[Any] | None = [] if engine.standard is not None else None
         answer: Any = None
         thrown: BaseException | None = None
         try:
@@ -140,6 +220,8 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..
                         item = await inner.asend(answer)
                 finally:
                     _deactivate(token)
+                if items is not None:
+                    items.append(item)
                 thrown = None
                 try:
                     answer = yield item
@@ -148,6 +230,18 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..
                 except BaseException as error:
                     thrown, answer = error, None
         except StopAsyncIteration:
+            if engine.finishing or run._violations:
+                try:
+                    await adrive(_finish_stream(engine, run, items), governance.store)
+                except Exception as error:
+                    token = _activate(run)
+                    try:
+                        await adrive(
+                            engine.fail(governance, run, error, fallback=False), governance.store
+                        )
+                    finally:
+                        _deactivate(token)
+                    raise
             await adrive(engine.succeed(governance, run), governance.store)
         except GeneratorExit as closed:
             token = _activate(run)
@@ -159,9 +253,7 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..
                         engine.fail(governance, run, error, fallback=False), governance.store
                     )
                     raise
-                await adrive(
-                    engine.fail(governance, run, closed, fallback=False), governance.store
-                )
+                await adrive(engine.fail(governance, run, closed, fallback=False), governance.store)
             finally:
                 _deactivate(token)
             raise
@@ -177,6 +269,13 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..
 
 
 def _wrap(fn: Callable[..., Any], engine: Engine) -> Callable[..., Any]:
+    streams = inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)
+    if streams and engine.standard is not None and engine.standard.on_fail is OnFail.RETRY:
+        raise UsageError(
+            f"{fn.__qualname__} streams its output, which cannot be taken back to retry: "
+            f"workflow {engine.workflow.name!r} says on_fail 'retry'; choose 'raise' or "
+            "'exception_path' for a streaming workflow, or return the whole output"
+        )
     if inspect.isasyncgenfunction(fn):
         return _wrap_async_generator(fn, engine)
     if inspect.iscoroutinefunction(fn):
@@ -271,11 +370,24 @@ class GovernedRun:
     def __exit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
         governance = cast(Governance, self._active)
         run = cast(Run, self._run)
+        engine = self._engine
         try:
             if error is None:
-                drive(self._engine.succeed(governance, run), governance.store)
+                try:
+                    if engine.finishing or run._violations:
+                        drive(engine.finish(run, None, check_output=False), governance.store)
+                except Exception as problem:
+                    # The block ended but broke the declaration (an unapproved read, a
+                    # required source not read): the run fails with that error.
+                    if (
+                        drive(engine.fail(governance, run, problem), governance.store)
+                        is NO_FALLBACK
+                    ):
+                        raise
+                    return False
+                drive(engine.succeed(governance, run), governance.store)
                 return False
-            fallback = drive(self._engine.fail(governance, run, error), governance.store)
+            fallback = drive(engine.fail(governance, run, error), governance.store)
         finally:
             _deactivate(self._token)
         if fallback is NO_FALLBACK:
@@ -294,11 +406,20 @@ class GovernedRun:
     async def __aexit__(self, exc_type: Any, error: BaseException | None, traceback: Any) -> bool:
         governance = cast(Governance, self._active)
         run = cast(Run, self._run)
+        engine = self._engine
         try:
             if error is None:
-                await adrive(self._engine.succeed(governance, run), governance.store)
+                try:
+                    if engine.finishing or run._violations:
+                        await adrive(engine.finish(run, None, check_output=False), governance.store)
+                except Exception as problem:
+                    failed = await adrive(engine.fail(governance, run, problem), governance.store)
+                    if failed is NO_FALLBACK:
+                        raise
+                    return False
+                await adrive(engine.succeed(governance, run), governance.store)
                 return False
-            fallback = await adrive(self._engine.fail(governance, run, error), governance.store)
+            fallback = await adrive(engine.fail(governance, run, error), governance.store)
         finally:
             _deactivate(self._token)
         if fallback is NO_FALLBACK:

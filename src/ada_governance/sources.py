@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, Any
 
 from ._declaration import Declaration, Name, PositiveDuration
+from .exceptions import StaleSourceError, UnapprovedSourceError
+from .records import SourceRead
 
-__all__ = ["Classification", "Source"]
+if TYPE_CHECKING:
+    from .run import Run
+
+__all__ = [
+    "Classification",
+    "Source",
+    "SourceData",
+    "approve_read",
+    "complete_read",
+    "content_hash",
+]
 
 
 class Classification(str, Enum):
@@ -44,3 +63,177 @@ class Source(Declaration):
     as_of: str | None = None
     freshness: PositiveDuration | None = None
     required: bool = False
+
+
+# --- reading sources in a run ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceData:
+    """What a loader may return to say outright which record it read and how old it is.
+
+    A loader that returns anything else has its record id and age taken from the fields
+    the source declares (``key``, ``as_of``).
+
+    Attributes:
+        data: The data itself; this is what the run gets back.
+        record_id: The record's id in its system.
+        as_of: When the data was last true (timezone-aware).
+    """
+
+    data: Any
+    record_id: str | None = None
+    as_of: dt.datetime | None = None
+
+
+def content_hash(data: Any) -> str:
+    """The SHA-256 of data's canonical JSON form, the same in every process.
+
+    Keys are sorted, separators fixed, and values JSON cannot hold are written the same
+    way every time: datetimes and dates in ISO 8601, decimals and UUIDs as text, sets
+    sorted, bytes in hex, pydantic models and dataclasses as their fields.
+    """
+    text = json.dumps(
+        data, default=_canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    if hasattr(value, "model_dump") and callable(value.model_dump):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=lambda item: json.dumps(item, default=str, sort_keys=True))
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(key): item for key, item in value.items()}
+    if isinstance(value, (tuple, list)):
+        return list(value)
+    return str(value)  # Decimal, UUID, Path and the like: their text is their identity
+
+
+def _field(data: Any, path: str) -> Any:
+    current = data
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part)
+        else:
+            current = getattr(current, part, None)
+        if current is None:
+            return None
+    return current
+
+
+def _as_time(value: Any) -> dt.datetime | None:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value
+    return None
+
+
+def _personal_values(data: Any, found: set[str], depth: int = 0) -> None:
+    # Text and numbers long enough to identify someone; short values (a state code,
+    # "yes") would redact everything that happens to contain them.
+    if depth > 20:
+        return
+    if isinstance(data, str):
+        if len(data) >= 4:
+            found.add(data)
+    elif isinstance(data, bool) or data is None:
+        return
+    elif isinstance(data, (int, float)):
+        text = str(data)
+        if len(text) >= 4:
+            found.add(text)
+    elif isinstance(data, Mapping):
+        for item in data.values():
+            _personal_values(item, found, depth + 1)
+    elif isinstance(data, (list, tuple, set, frozenset)):
+        for item in data:
+            _personal_values(item, found, depth + 1)
+    elif hasattr(data, "model_dump"):
+        _personal_values(data.model_dump(), found, depth + 1)
+    elif dataclasses.is_dataclass(data) and not isinstance(data, type):
+        _personal_values(dataclasses.asdict(data), found, depth + 1)
+
+
+def approve_read(run: Run, name: str) -> Source:
+    """Return the declared source ``name`` for ``run``, or refuse the read.
+
+    Raises:
+        UnapprovedSourceError: The workflow does not declare the source. The violation
+            stays on the run, so the run fails even if the code catches the error.
+    """
+    declared = run.workflow.source(name)
+    if declared is None:
+        approved = ", ".join(s.name for s in run.workflow.sources) or "none"
+        error = UnapprovedSourceError(
+            f"workflow {run.workflow.name!r} does not approve the source {name!r} "
+            f"(approved: {approved}); declare it under 'sources' to read it",
+            workflow=run.workflow.name,
+            run_id=run.id,
+            source=name,
+        )
+        run._violations.append(error)
+        raise error
+    return declared
+
+
+def complete_read(run: Run, declared: Source, result: Any, fetched_at: dt.datetime) -> Any:
+    """Record the provenance of a read, check its freshness, and return the data.
+
+    Raises:
+        StaleSourceError: The data is older than the source's freshness, or the source
+            declares a freshness and the data's age cannot be told.
+    """
+    if isinstance(result, SourceData):
+        data, record_id, as_of = result.data, result.record_id, result.as_of
+    else:
+        data = result
+        record_id = None
+        if declared.key is not None:
+            key = _field(data, declared.key)
+            record_id = None if key is None else str(key)
+        as_of = _as_time(_field(data, declared.as_of)) if declared.as_of is not None else None
+    if record_id is not None:
+        record_id = str(record_id)
+    read = SourceRead(
+        declared.name,
+        declared.system,
+        declared.classification.value,
+        record_id,
+        content_hash(data),
+        fetched_at,
+        as_of,
+    )
+    run._reads.append(read)
+    if declared.classification is Classification.PERSONAL:
+        _personal_values(data, run._personal)
+    if declared.freshness is not None:
+        age = fetched_at - as_of if as_of is not None else None
+        if age is None or age > declared.freshness:
+            told = f"is {age} old" if age is not None else "has no time to tell its age by"
+            error = StaleSourceError(
+                f"data from {declared.name!r} {told}; the source accepts data up to "
+                f"{declared.freshness} old",
+                workflow=run.workflow.name,
+                run_id=run.id,
+                source=declared.name,
+                age=age,
+            )
+            run._violations.append(error)
+            raise error
+    return data

@@ -21,8 +21,9 @@ from . import _semconv as sc
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from .records import RunRecord
+    from .records import RunRecord, SourceRead
     from .run import ModelCall, Run
+    from .sources import Source
 
 __all__ = ["Telemetry"]
 
@@ -167,7 +168,11 @@ class Telemetry:
                 start_time=start_ns,
             )
             run._span = span
-            run._otel_context = trace.set_span_in_context(span) if span.is_recording() else None
+            # A sampled-out span still has a valid context, and spans made inside the run
+            # must follow its decision; only the API's no-op span (no SDK) is skipped.
+            run._otel_context = (
+                trace.set_span_in_context(span) if span.get_span_context().is_valid else None
+            )
             return span
         except Exception as error:
             self._failed("span", error)
@@ -192,6 +197,8 @@ class Telemetry:
                     attributes[sc.ADA_UNGOVERNED] = True
                 if record.fallback_used:
                     attributes[sc.ADA_FALLBACK_USED] = True
+                if record.attempts > 1:
+                    attributes[sc.ADA_ATTEMPTS] = record.attempts
                 if isinstance(error, Exception) and record.error_type is not None:
                     attributes[sc.ERROR_TYPE] = record.error_type
                 elif self.capture_content and output is not None:
@@ -224,20 +231,28 @@ class Telemetry:
         except Exception as exc:
             self._failed("metrics", exc)
 
-    def refused(self, run: Run, record: RunRecord, error_type: str, message: str) -> None:
+    def refused(
+        self,
+        run: Run,
+        record: RunRecord,
+        error_type: str,
+        message: str,
+        check: str | None = None,
+    ) -> None:
         """End a refused run's span as an error naming the refusal, and count it."""
         reason = record.refusal_reason or "refused"
         try:
             span = run._span
             if span is not None:
                 if span.is_recording():
-                    span.set_attributes(
-                        {
-                            sc.ADA_RUN_STATUS: record.status.value,
-                            sc.ADA_REFUSAL_REASON: reason,
-                            sc.ERROR_TYPE: error_type,
-                        }
-                    )
+                    attributes = {
+                        sc.ADA_RUN_STATUS: record.status.value,
+                        sc.ADA_REFUSAL_REASON: reason,
+                        sc.ERROR_TYPE: error_type,
+                    }
+                    if check is not None:
+                        attributes[sc.ADA_CHECK_NAME] = check
+                    span.set_attributes(attributes)
                     span.set_status(_error_status(message))
                 span.end()
         except Exception as exc:
@@ -262,6 +277,68 @@ class Telemetry:
             if route_to is not None:
                 attributes[sc.ADA_ROUTE_TO] = route_to
             span.add_event(sc.EVENT_EXCEPTION_ROUTED, attributes)
+        except Exception as exc:
+            self._failed("span", exc)
+
+    # --- source reads ----------------------------------------------------------------------
+
+    def start_source(self, run: Run, declared: Source) -> Span | None:
+        """Start a ``read_source {name}`` span under the run, around the loader."""
+        context = run._otel_context
+        if context is None:
+            return None
+        try:
+            return self.tracer.start_span(
+                f"read_source {declared.name}",
+                context=context,
+                kind=SpanKind.INTERNAL,
+                attributes={
+                    sc.ADA_SOURCE_NAME: declared.name,
+                    sc.ADA_SOURCE_SYSTEM: declared.system,
+                    sc.ADA_SOURCE_CLASSIFICATION: declared.classification.value,
+                    sc.ADA_RUN_ID: run.id,
+                },
+            )
+        except Exception as exc:
+            self._failed("span", exc)
+            return None
+
+    def end_source(
+        self, span: Span, run: Run, read: SourceRead | None, error: BaseException | None
+    ) -> None:
+        """End a source read's span with its provenance (hash and record id, never the
+        data), and note the read as an event on the run's span."""
+        try:
+            if read is not None:
+                provenance: dict[str, Any] = {
+                    sc.ADA_SOURCE_NAME: read.source,
+                    sc.ADA_SOURCE_SYSTEM: read.system,
+                    sc.ADA_SOURCE_CLASSIFICATION: read.classification,
+                    sc.ADA_SOURCE_SHA256: read.sha256,
+                    sc.ADA_SOURCE_FETCHED_AT: read.fetched_at.isoformat(),
+                }
+                if read.record_id is not None:
+                    provenance[sc.ADA_SOURCE_RECORD_ID] = read.record_id
+                span.set_attributes(provenance)
+                if run._span is not None and run._span.is_recording():
+                    run._span.add_event(sc.EVENT_SOURCE_READ, provenance)
+            if error is not None:
+                span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
+                if isinstance(error, Exception):
+                    span.set_status(_error_status(type(error).__name__))
+            span.end()
+        except Exception as exc:
+            self._failed("span", exc)
+
+    def attempt_failed(self, run: Run, attempt: int, reason: str) -> None:
+        """Note on the run's span that an attempt at the body failed and will be retried."""
+        span = run._span
+        if span is None or not span.is_recording():
+            return
+        try:
+            span.add_event(
+                sc.EVENT_ATTEMPT_FAILED, {sc.ADA_ATTEMPT: attempt, sc.ERROR_TYPE: reason}
+            )
         except Exception as exc:
             self._failed("span", exc)
 

@@ -39,6 +39,8 @@ def _copy(record: RunRecord) -> RunRecord:
         record.outcome_ref,
         dict(record.outcomes),
         dict(record.annotations),
+        record.attempts,
+        list(record.reads),
     )
 
 

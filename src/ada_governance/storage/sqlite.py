@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from ..records import AuditEvent, RunRecord, RunStatus, SourceRead, WorkflowState
 from ..workflow import Stage
 from .base import StoreError, SyncStoreBase, check_limit
 
@@ -66,6 +66,8 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
             outcome_ref TEXT,
             outcomes TEXT NOT NULL,
             annotations TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            reads TEXT NOT NULL,
             -- Clustered by workflow and time, the order reports read it in: one B-tree,
             -- so recording a run writes one page, not a table page and an index page.
             PRIMARY KEY (workflow, started_at, run_id)
@@ -110,12 +112,12 @@ _RUN_COLUMNS = (
     "run_id, workflow, version, status, trigger_id, trigger_type, received_at, started_at,"
     " ended_at, parent_run_id, error_type, error_message, refusal_reason, fallback_used,"
     " ungoverned, model_calls, input_tokens, output_tokens, cost, outcome_ref, outcomes,"
-    " annotations"
+    " annotations, attempts, reads"
 )
 # `ON CONFLICT (run_id) DO NOTHING` rather than `INSERT OR IGNORE`: both skip a repeated
 # run id, but OR IGNORE would also silently drop a row that breaks a NOT NULL constraint.
 _INSERT_RUN = (
-    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+    f"INSERT INTO runs ({_RUN_COLUMNS}) VALUES ({', '.join('?' * 24)})"
     " ON CONFLICT (workflow, started_at, run_id) DO NOTHING"
 )
 _SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs"
@@ -151,6 +153,10 @@ def _json(value: Any) -> str:
     return _ENCODER.encode(value) if value else "{}"
 
 
+def _reads_json(reads: list[SourceRead]) -> str:
+    return json.dumps([read.to_dict() for read in reads]) if reads else "[]"
+
+
 def _run_row(record: RunRecord) -> tuple[Any, ...]:
     return (
         record.run_id,
@@ -175,6 +181,8 @@ def _run_row(record: RunRecord) -> tuple[Any, ...]:
         record.outcome_ref,
         _json(record.outcomes),
         _json(record.annotations),
+        record.attempts,
+        _reads_json(record.reads),
     )
 
 
@@ -202,6 +210,8 @@ def _run(row: Sequence[Any]) -> RunRecord:
         row[19],
         json.loads(row[20]),
         json.loads(row[21]),
+        row[22],
+        [SourceRead.from_dict(item) for item in json.loads(row[23])],
     )
 
 
