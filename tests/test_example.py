@@ -39,6 +39,7 @@ def test_main_example_runs(tmp_path: Path) -> None:
     assert "informal_followups 1: adoption" in result.stdout
     assert "speed_to_lead 1: deployment" in result.stdout
     assert "L-1043: failed with ValidationError; routed to the SDR lead" in result.stdout
+    assert "L-1044: refused by the consent check" in result.stdout
     assert "[exception path] speed_to_lead run" in result.stdout
 
     from ada_governance import RunStatus, SQLiteStore
@@ -48,8 +49,18 @@ def test_main_example_runs(tmp_path: Path) -> None:
         RunStatus.SUCCEEDED,
         RunStatus.SUCCEEDED,
         RunStatus.FAILED,
+        RunStatus.REFUSED,
     ]
-    assert [row.trigger_id for row in rows] == ["form-1041", "call-7731", "form-1043"]
-    assert all(row.model_calls == 1 and row.input_tokens > 0 for row in rows)
+    assert [row.trigger_id for row in rows] == ["form-1041", "call-7731", "form-1043", "form-1044"]
+    assert [row.attempts for row in rows] == [1, 2, 1, 1]  # L-1042's first draft is retried
+    assert [row.model_calls for row in rows] == [1, 2, 1, 0]
+    assert rows[3].refusal_reason == "check"
+    for row in rows[:3]:
+        assert {read.source for read in row.reads} == {"crm.lead", "calendar.availability"}
+        assert all(
+            read.record_id == row.reads[0].record_id
+            for read in row.reads
+            if read.source == "crm.lead"
+        )
     for row in rows:
-        assert f"{row.run_id[:8]:10} {row.trigger_type:12} {row.status.value:10}" in result.stdout
+        assert f"{row.run_id[-8:]:10} {row.trigger_type:12} {row.status.value:10}" in result.stdout

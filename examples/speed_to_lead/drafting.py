@@ -14,11 +14,22 @@ PROVIDER = "example"
 USD_PER_1K_TOKENS = 0.002
 
 
-def draft_follow_up(lead: dict[str, Any], slot: str) -> tuple[dict[str, Any], int, int, float]:
-    """Draft a follow-up for ``lead``; return the draft, input and output tokens, and cost."""
-    prompt = f"Write a short follow-up to {lead['name']} about {lead['interest']}; offer {slot}."
+def draft_follow_up(
+    lead: dict[str, Any], slot: str, issues: tuple[Any, ...] = ()
+) -> tuple[dict[str, Any], int, int, float]:
+    """Draft a follow-up for ``lead``; return the draft, input and output tokens, and cost.
+
+    Like a model given an old template, it leaves a placeholder in the first draft for a
+    lead marked ``template: legacy``; told of the issue (``issues``), it fixes it, as a
+    model asked again with the validator's findings would.
+    """
+    first_name = lead["name"].split()[0]
+    prompt = f"Write a short follow-up to {first_name} about {lead['interest']}; offer {slot}."
+    if issues:
+        prompt += " Fix: " + ", ".join(str(issue) for issue in issues)
+    greeting = "{first_name}" if lead.get("template") == "legacy" and not issues else first_name
     body = (
-        f"Hi {lead['name']}, thanks for your interest in {lead['interest']}. "
+        f"Hi {greeting}, thanks for your interest in {lead['interest']}. "
         f"Would {slot} work for a 20-minute call to walk through it together?"
     )
     draft = {

@@ -32,6 +32,16 @@ def offers_a_slot(draft: Any) -> list[str]:
     return [] if getattr(draft, "proposed_slot", None) else ["no_meeting_slot_offered"]
 
 
+def has_consent(event: Any, lead_id: str) -> str | None:
+    """Pre-check: the lead agreed to be contacted. Reads the CRM through the run."""
+    from crm import get_lead
+
+    from ada_governance import current_run
+
+    lead = current_run().source("crm.lead", get_lead, lead_id)
+    return None if lead.get("consent") else "the lead has not consented to be contacted"
+
+
 def route_to_sdr_lead(record: Any) -> None:
     """Exception handler: the SDR team lead picks up failed follow-ups by hand."""
     print(

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from followup import FollowUp, no_placeholders, offers_a_slot, route_to_sdr_lead
+from followup import FollowUp, has_consent, no_placeholders, offers_a_slot, route_to_sdr_lead
 
 from ada_governance import (
     Action,
     Baseline,
     Budget,
+    Check,
     Classification,
     Direction,
     ErrorRate,
@@ -45,9 +46,21 @@ SPEED_TO_LEAD = Workflow(
     ),
     system_of_record=SystemOfRecord(name="CRM", description="Lead and activity records"),
     sources=(
-        Source(name="crm.lead", system="CRM", classification=Classification.PERSONAL),
-        Source(name="calendar.availability", system="Google Calendar"),
+        Source(
+            name="crm.lead",
+            system="CRM",
+            classification=Classification.PERSONAL,
+            key="id",
+            required=True,
+        ),
+        Source(
+            name="calendar.availability",
+            system="Google Calendar",
+            as_of="synced_at",
+            freshness=dt.timedelta(minutes=15),
+        ),
     ),
+    checks=(Check(name="consent", fn=has_consent, description="The lead agreed to contact."),),
     output_standard=OutputStandard(
         schema=FollowUp,
         validators=(no_placeholders, offers_a_slot),
