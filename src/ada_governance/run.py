@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import hashlib
 import inspect
+import json
 import math
 import time
 from collections.abc import Callable
@@ -308,9 +309,18 @@ class Run:
         # Longest first, so a value inside another ('Jane' in 'Jane Doe') cannot leave
         # the rest of the longer one in the text.
         for value in sorted(self._personal, key=len, reverse=True):
-            if value and value in text:
-                digest = hashlib.sha256(value.encode()).hexdigest()[:12]
-                text = text.replace(value, f"[personal:{digest}]")
+            if not value:
+                continue
+            # Text may hold the value as written, or escaped inside JSON (a newline in an
+            # address becomes \n): both forms are replaced.
+            for form in {
+                value,
+                json.dumps(value)[1:-1],
+                json.dumps(value, ensure_ascii=False)[1:-1],
+            }:
+                if form in text:
+                    digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+                    text = text.replace(form, f"[personal:{digest}]")
         return text
 
     @property

@@ -202,7 +202,9 @@ class Telemetry:
                 if isinstance(error, Exception) and record.error_type is not None:
                     attributes[sc.ERROR_TYPE] = record.error_type
                 elif self.capture_content and output is not None:
-                    attributes[sc.ADA_OUTPUT] = run._redact(_render(output))
+                    # Redact the whole text, then cut it: cutting first could split a
+                    # personal value and leave its beginning in the text.
+                    attributes[sc.ADA_OUTPUT] = run._redact(_render(output))[:_CONTENT_LIMIT]
                 span.set_attributes(attributes)
                 if error is not None and isinstance(error, Exception):
                     span.set_status(_error_status(f"{record.error_type}: {record.error_message}"))
@@ -375,12 +377,10 @@ class Telemetry:
                     attributes[sc.ADA_COST_USD] = call.cost
                 if self.capture_content:
                     if prompt is not None:
-                        attributes[sc.GEN_AI_INPUT_MESSAGES] = run._redact(
-                            _messages("user", prompt)
-                        )
+                        attributes[sc.GEN_AI_INPUT_MESSAGES] = _messages("user", prompt, run)
                     if completion is not None:
-                        attributes[sc.GEN_AI_OUTPUT_MESSAGES] = run._redact(
-                            _messages("assistant", completion)
+                        attributes[sc.GEN_AI_OUTPUT_MESSAGES] = _messages(
+                            "assistant", completion, run
                         )
                 span = self.tracer.start_span(
                     f"chat {call.model}",
@@ -413,20 +413,19 @@ class Telemetry:
 
 
 def _render(value: Any) -> str:
-    """Text for a captured value: JSON where it can be, else ``repr``, truncated."""
+    """Text for a captured value: JSON where it can be, else ``repr``."""
     try:
         if hasattr(value, "model_dump_json"):
-            text = str(value.model_dump_json())
-        else:
-            text = json.dumps(value, default=str, ensure_ascii=False)
+            return str(value.model_dump_json())
+        return json.dumps(value, default=str, ensure_ascii=False)
     except Exception:
-        text = repr(value)
-    return text[:_CONTENT_LIMIT]
+        return repr(value)
 
 
-def _messages(role: str, content: Any) -> str:
+def _messages(role: str, content: Any, run: Run) -> str:
+    # The content is redacted whole before it is cut and wrapped in JSON.
     text = content if isinstance(content, str) else _render(content)
+    text = run._redact(text)[:_CONTENT_LIMIT]
     return json.dumps(
-        [{"role": role, "parts": [{"type": "text", "content": text[:_CONTENT_LIMIT]}]}],
-        ensure_ascii=False,
+        [{"role": role, "parts": [{"type": "text", "content": text}]}], ensure_ascii=False
     )
