@@ -33,9 +33,11 @@ UPSTREAM: dict[str, tuple[tuple[str, str], ...]] = {
     "GEN_AI_TOKEN_TYPE": ((GEN_AI, "GEN_AI_TOKEN_TYPE"),),
     "GEN_AI_INPUT_MESSAGES": ((GEN_AI, "GEN_AI_INPUT_MESSAGES"),),
     "GEN_AI_OUTPUT_MESSAGES": ((GEN_AI, "GEN_AI_OUTPUT_MESSAGES"),),
+    "GEN_AI_TOOL_NAME": ((GEN_AI, "GEN_AI_TOOL_NAME"),),
     "ERROR_TYPE": ((ERROR, "ERROR_TYPE"),),
     "OPERATION_INVOKE_WORKFLOW": ((GEN_AI, "GenAiOperationNameValues.INVOKE_WORKFLOW"),),
     "OPERATION_CHAT": ((GEN_AI, "GenAiOperationNameValues.CHAT"),),
+    "OPERATION_EXECUTE_TOOL": ((GEN_AI, "GenAiOperationNameValues.EXECUTE_TOOL"),),
     "TOKEN_TYPE_INPUT": ((GEN_AI, "GenAiTokenTypeValues.INPUT"),),
     # Older releases call the "output" member COMPLETION.
     "TOKEN_TYPE_OUTPUT": (

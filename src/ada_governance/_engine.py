@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import os
+import random
 import time
 from collections.abc import Callable, Generator, Mapping
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import tenacity
 
@@ -28,11 +29,13 @@ from .exceptions import (
     TriggerRefused,
     UsageError,
 )
-from .governance import Governance
 from .outputs import OnFail, OutputIssue, check_schema, validator_issues
 from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
 from .run import _CURRENT, ExceptionRecord, Run, _activate, _deactivate
 from .storage import Store
+
+if TYPE_CHECKING:
+    from .governance import Governance
 from .workflow import Workflow
 
 __all__ = ["Engine", "NO_FALLBACK", "adrive", "drive"]
@@ -96,7 +99,7 @@ def drive(steps: Steps[T], store: Store) -> T:
         error = None
         try:
             if kind == _STORE:
-                answer = getattr(store, target)(*args)
+                answer = getattr(store, target)(*args, **kwargs)
             elif kind == _CALL:
                 answer = _sync_only(target, target(*args, **kwargs))
             else:
@@ -124,7 +127,7 @@ async def adrive(steps: Steps[T], store: Store) -> T:
         error = None
         try:
             if kind == _STORE:
-                answer = await getattr(store, "a" + target)(*args)
+                answer = await getattr(store, "a" + target)(*args, **kwargs)
             elif kind == _CALL:
                 answer = target(*args, **kwargs)
                 if inspect.isawaitable(answer):
@@ -298,6 +301,7 @@ class Engine:
         run = Run(run_id, workflow, event, now, parent)
         telemetry = governance.telemetry
         run._telemetry = telemetry
+        run._governance = governance
         try:
             state = yield (_STORE, "get_state", (workflow.name,), _NO_KWARGS)
         except Exception as exc:
@@ -513,15 +517,16 @@ class Engine:
         output_limit = standard.max_attempts if standard is not None else 1
         counts = {"output": 0, "transient": 0}
         deadline = policy_.deadline.total_seconds() if policy_ and policy_.deadline else None
-        backoff = (
-            tenacity.wait_exponential_jitter(
-                initial=policy_.initial_wait.total_seconds(),
-                max=policy_.max_wait.total_seconds(),
-                jitter=policy_.initial_wait.total_seconds() if policy_.jitter else 0,
-            )
-            if policy_
-            else tenacity.wait_none()
-        )
+        # Exponential from initial_wait to max_wait, plus up to initial_wait of jitter.
+        # Written out rather than tenacity's wait_exponential_jitter, whose arguments
+        # changed between the tenacity versions we support.
+        initial = policy_.initial_wait.total_seconds() if policy_ else 0.0
+        ceiling = policy_.max_wait.total_seconds() if policy_ else 0.0
+        spread = initial if policy_ and policy_.jitter else 0.0
+
+        def backoff(attempt: int) -> float:
+            base = min(ceiling, initial * 2.0 ** max(0, attempt - 1))
+            return float(base + (random.uniform(0, spread) if spread else 0.0))
 
         def failure(state: tenacity.RetryCallState) -> BaseException | None:
             return state.outcome.exception() if state.outcome is not None else None
@@ -538,17 +543,22 @@ class Engine:
                 return True
             return False
 
+        waits: dict[str, float] = {}
+
         def stop(state: tenacity.RetryCallState) -> bool:
             error = failure(state)
             if isinstance(error, RetryOutput):
+                waits["next"] = 0.0
                 return counts["output"] >= output_limit
             if policy_ is None or counts["transient"] >= policy_.attempts:
                 return True
-            elapsed = state.seconds_since_start
-            return deadline is not None and elapsed is not None and elapsed >= deadline
+            waits["next"] = backoff(counts["transient"])
+            elapsed = state.seconds_since_start or 0.0
+            # The next attempt must start before the deadline, wait included.
+            return deadline is not None and elapsed + waits["next"] >= deadline
 
         def wait(state: tenacity.RetryCallState) -> float:
-            return 0.0 if isinstance(failure(state), RetryOutput) else float(backoff(state))
+            return waits.pop("next", 0.0)
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
             error = failure(state)
@@ -582,8 +592,9 @@ class Engine:
         return (tenacity.AsyncRetrying if asynchronous else tenacity.Retrying)(**options)
 
     def succeed(self, governance: Governance, run: Run, output: Any = None) -> Steps[None]:
-        """Close a run whose body returned."""
-        record = self._record(run, RunStatus.SUCCEEDED, governance.clock.now())
+        """Close a run whose body returned (waiting for review if it queued actions)."""
+        status = RunStatus.PENDING_REVIEW if run._pending else RunStatus.SUCCEEDED
+        record = self._record(run, status, governance.clock.now())
         yield from self._write(governance, record, self._ungoverned_events(run, record))
         governance.telemetry.end_run(run, record, None, output)
 

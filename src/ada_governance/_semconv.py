@@ -19,6 +19,7 @@ GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
 GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
 ERROR_TYPE: Final = "error.type"
@@ -26,6 +27,7 @@ ERROR_TYPE: Final = "error.type"
 # gen_ai.operation.name values
 OPERATION_INVOKE_WORKFLOW: Final = "invoke_workflow"
 OPERATION_CHAT: Final = "chat"
+OPERATION_EXECUTE_TOOL: Final = "execute_tool"
 
 # gen_ai.token.type values
 TOKEN_TYPE_INPUT: Final = "input"
@@ -97,17 +99,26 @@ ADA_SOURCE_FETCHED_AT: Final = "ada.source.fetched_at"
 ADA_ATTEMPT: Final = "ada.attempt"
 ADA_ATTEMPTS: Final = "ada.run.attempts"
 ADA_CHECK_NAME: Final = "ada.check.name"
+ADA_REVIEW_ID: Final = "ada.review.id"
+ADA_REVIEW_ROLES: Final = "ada.review.roles"
+ADA_REVIEW_DECISION: Final = "ada.review.decision"
+ADA_REVIEW_EDITED: Final = "ada.review.edited"
+ADA_REVIEWER: Final = "ada.reviewer"
+ADA_ACTION_STATUS: Final = "ada.action.status"
 
 # span events
 EVENT_EXCEPTION_ROUTED: Final = "ada.exception_routed"
 EVENT_SOURCE_READ: Final = "ada.source.read"
 EVENT_ATTEMPT_FAILED: Final = "ada.attempt_failed"
+EVENT_REVIEW_REQUESTED: Final = "ada.review.requested"
 
 # --- governance metrics (ours) --------------------------------------------------------------
 METRIC_CYCLE_TIME: Final = "ada.run.cycle_time"
 METRIC_RUNS: Final = "ada.runs"
 METRIC_EXCEPTIONS: Final = "ada.exceptions"
 METRIC_REFUSALS: Final = "ada.refusals"
+METRIC_REVIEW_LATENCY: Final = "ada.review.latency"
+METRIC_REVIEW_DECISIONS: Final = "ada.review.decisions"
 
 # Cycle time runs from minutes to days: seconds, doubling from one second to about 12 days.
 CYCLE_TIME_BUCKETS: Final = tuple(float(2**n) for n in range(21))

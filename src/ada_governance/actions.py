@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
-from ._declaration import Declaration, Name
+from ._declaration import Declaration, ImportedModel, Name
+from .checks import Check
 
 __all__ = ["Action", "RiskBoundary"]
 
@@ -28,8 +29,18 @@ class Action(Declaration):
         risk: Who may cause it: the workflow alone, a person's approval, or nobody but a
             person acting by hand.
         description: What the action does.
+        input_schema: A pydantic model the action's payload must validate against, when
+            it is requested and when a reviewer edits it; an import path in files.
+        idempotent: Whether running the action twice does no harm. Only an idempotent
+            action is run again after a worker died holding it; any other is left for a
+            person to resolve.
+        checks: Pre-checks run with the payload before the action is done or queued for
+            review; a failing one refuses the action with `CheckFailed`.
     """
 
     name: Name
     risk: RiskBoundary
     description: str = ""
+    input_schema: ImportedModel | None = None
+    idempotent: bool = False
+    checks: tuple[Check, ...] = ()

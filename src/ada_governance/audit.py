@@ -22,6 +22,13 @@ STORE_UNAVAILABLE = "store_unavailable"
 BACKLOG_FLUSHED = "backlog_flushed"
 ATTEMPT_FAILED = "attempt_failed"
 POLICY_VIOLATION = "policy_violation"
+REVIEW_REQUESTED = "review_requested"
+REVIEW_DECIDED = "review_decided"
+REVIEW_ESCALATED = "review_escalated"
+REVIEW_EXPIRED = "review_expired"
+ACTION_EXECUTED = "action_executed"
+ACTION_FAILED = "action_failed"
+ACTION_UNKNOWN = "action_unknown"
 
 _LEVELS = {
     RUN_REFUSED: "warning",
@@ -36,6 +43,13 @@ _LEVELS = {
     BACKLOG_FLUSHED: "info",
     ATTEMPT_FAILED: "info",
     POLICY_VIOLATION: "warning",
+    REVIEW_REQUESTED: "info",
+    REVIEW_DECIDED: "info",
+    REVIEW_ESCALATED: "warning",
+    REVIEW_EXPIRED: "warning",
+    ACTION_EXECUTED: "info",
+    ACTION_FAILED: "error",
+    ACTION_UNKNOWN: "error",
 }
 
 logger = structlog.get_logger("ada_governance")

@@ -19,7 +19,10 @@ can tell "fix your code" from "the workflow said no"::
     │   ├── UnapprovedSourceError read a source the workflow does not declare
     │   ├── StaleSourceError      data older than the source's freshness, or of unknown age
     │   ├── RequiredSourceNotRead the run ended without reading a required source
-    │   └── OutputRejected        the output failed its standard; carries every issue
+    │   ├── OutputRejected        the output failed its standard; carries every issue
+    │   ├── ActionForbidden       a manual-only or undeclared action, or one outside its run
+    │   └── InvalidPayload        an action's payload (or a reviewer's edit) fails its schema
+    ├── ReviewDecisionRefused     a decision or claim on a review was refused (reviews)
     └── StoreError                a store could not do what it was asked (storage.base)
 
 Each error carries the data a caller needs and a message a person can act on.
@@ -32,10 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ActionForbidden",
     "CheckFailed",
     "DeclarationError",
     "GovernanceError",
     "GovernanceUnavailable",
+    "InvalidPayload",
     "NoActiveRun",
     "OutputRejected",
     "PolicyViolation",
@@ -230,7 +235,7 @@ class PolicyViolation(GovernanceError):
         run_id: The run's id.
     """
 
-    def __init__(self, message: str, *, workflow: str, run_id: str) -> None:
+    def __init__(self, message: str, *, workflow: str, run_id: str | None) -> None:
         super().__init__(message)
         self.workflow = workflow
         self.run_id = run_id
@@ -298,3 +303,38 @@ class OutputRejected(PolicyViolation):
         super().__init__(message, workflow=workflow, run_id=run_id)
         self.issues = issues
         self.attempts = attempts
+
+
+class ActionForbidden(PolicyViolation):
+    """The action may not be done here: it is ``manual_only``, not declared by the
+    workflow, or called outside a run of its workflow.
+
+    Attributes:
+        action: The action's name.
+    """
+
+    def __init__(self, message: str, *, workflow: str, run_id: str | None, action: str) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.action = action
+
+
+class InvalidPayload(PolicyViolation):
+    """An action's payload, or a reviewer's edit of it, fails the action's input schema.
+
+    Attributes:
+        action: The action's name.
+        errors: What is wrong, one line each.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str,
+        run_id: str | None,
+        action: str,
+        errors: tuple[str, ...],
+    ) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.action = action
+        self.errors = errors

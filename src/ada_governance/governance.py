@@ -5,12 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import deque
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
+from . import _actions as queue
 from . import audit
+from ._actions import roles_for
+from ._engine import adrive, drive
 from .clock import Clock, SystemClock
 from .records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from .reviews import Review, ReviewStatus
 from .storage import Store, default_store_url, open_store
 from .telemetry import Telemetry
 from .workflow import Stage, Workflow
@@ -19,7 +23,16 @@ if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
 
-__all__ = ["Governance", "configure", "get_governance"]
+__all__ = ["Governance", "Notifier", "configure", "get_governance"]
+
+
+class Notifier(Protocol):
+    """Told about the review queue: ``kind`` is ``requested``, ``escalated``,
+    ``expired`` or ``decided``. A notifier that raises is logged and ignored."""
+
+    def notify(self, kind: str, review: Review) -> None:
+        """Tell someone about ``review``."""
+        ...
 
 
 class Governance:
@@ -40,6 +53,11 @@ class Governance:
         meter_provider: Where metrics go; the global provider if not given.
         capture_content: Record outputs, prompts and completions on spans. Off by
             default; values from sources classified as personal are redacted even then.
+        reviewer_roles: Where reviewers' roles come from: a mapping from reviewer to
+            roles, or a callable. Without it, the caller of `approve` or `reject` says
+            which roles the reviewer holds (as the app's own sign-in establishes).
+        notifiers: Told when a review is requested, escalated, expired or decided
+            (`StructlogNotifier`, `WebhookNotifier`, or your own with ``notify``).
     """
 
     def __init__(
@@ -52,6 +70,8 @@ class Governance:
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
         capture_content: bool = False,
+        reviewer_roles: Mapping[str, Iterable[str]] | Callable[[str], Iterable[str]] | None = None,
+        notifiers: Iterable[Notifier] = (),
     ) -> None:
         self.store: Store = (
             open_store(store or default_store_url()) if not isinstance(store, Store) else store
@@ -62,6 +82,8 @@ class Governance:
         self._backlog_limit = backlog_limit
         self._backlog_lock = threading.Lock()
         self.telemetry = Telemetry(tracer_provider, meter_provider, capture_content=capture_content)
+        self.reviewer_roles = reviewer_roles
+        self.notifiers = tuple(notifiers)
 
     def __repr__(self) -> str:
         return f"<Governance store={self.store.url!r} development={self.development}>"
@@ -190,6 +212,199 @@ class Governance:
                 break
             written += 1
         return written
+
+    # --- the review queue ------------------------------------------------------------
+
+    def review(self, review_id: str) -> Review:
+        """Return one review.
+
+        Raises:
+            KeyError: There is no such review.
+        """
+        review = self.store.get_review(review_id)
+        if review is None:
+            raise KeyError(f"no review {review_id!r} in {self.store.url}")
+        return review
+
+    def reviews(
+        self,
+        workflow: Workflow | str | None = None,
+        *,
+        status: ReviewStatus | str | None = None,
+        role: str | None = None,
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Return reviews, oldest first: pending ones with ``status="pending"``, those a
+        role may decide with ``role=``."""
+        name = _name(workflow) if workflow is not None else None
+        wanted = ReviewStatus(status) if status is not None else None
+        return self.store.list_reviews(name, status=wanted, role=role, limit=limit)
+
+    def approve(
+        self,
+        review_id: str,
+        reviewer: str,
+        *,
+        roles: Iterable[str] | str | None = None,
+        edits: Any = None,
+        comment: str | None = None,
+        expected_sha256: str | None = None,
+    ) -> Review:
+        """Approve a review, optionally editing its payload.
+
+        Once the review has every approval it needs, its action runs here, exactly
+        once, if this process has its code registered (`governed_action`); otherwise a
+        worker runs it (`run_actions`).
+
+        Args:
+            review_id: The review.
+            reviewer: Who approves.
+            roles: The roles they hold (unless the governance has a reviewer directory).
+            edits: A changed payload; validated against the action's input schema, kept
+                beside the original, and what the action will run with.
+            comment: Why, or what was changed.
+            expected_sha256: The payload hash the reviewer was shown; a different payload
+                (edited since) is refused.
+
+        Returns:
+            The review after the decision (and after its action ran, if it ran here).
+
+        Raises:
+            KeyError: No such review.
+            ReviewDecisionRefused: Not pending, not the reviewer's role, self-approval,
+                a second approval by the same reviewer, or a changed payload.
+            InvalidPayload: The edit fails the action's input schema.
+        """
+        held = roles_for(self, reviewer, roles)
+        steps = queue.approve(
+            self,
+            review_id,
+            reviewer,
+            held,
+            edits=edits,
+            comment=comment,
+            expected_sha256=expected_sha256,
+        )
+        return drive(steps, self.store)
+
+    async def aapprove(
+        self,
+        review_id: str,
+        reviewer: str,
+        *,
+        roles: Iterable[str] | str | None = None,
+        edits: Any = None,
+        comment: str | None = None,
+        expected_sha256: str | None = None,
+    ) -> Review:
+        """Async twin of `approve`."""
+        held = roles_for(self, reviewer, roles)
+        steps = queue.approve(
+            self,
+            review_id,
+            reviewer,
+            held,
+            edits=edits,
+            comment=comment,
+            expected_sha256=expected_sha256,
+        )
+        return await adrive(steps, self.store)
+
+    def reject(
+        self,
+        review_id: str,
+        reviewer: str,
+        *,
+        reason: str,
+        roles: Iterable[str] | str | None = None,
+    ) -> Review:
+        """Reject a review with a reason; its action will never run.
+
+        Raises:
+            UsageError: No reason was given.
+            ReviewDecisionRefused: Not pending, or not the reviewer's role.
+        """
+        held = roles_for(self, reviewer, roles)
+        return drive(queue.reject(self, review_id, reviewer, held, reason), self.store)
+
+    async def areject(
+        self,
+        review_id: str,
+        reviewer: str,
+        *,
+        reason: str,
+        roles: Iterable[str] | str | None = None,
+    ) -> Review:
+        """Async twin of `reject`."""
+        held = roles_for(self, reviewer, roles)
+        return await adrive(queue.reject(self, review_id, reviewer, held, reason), self.store)
+
+    def judge(
+        self,
+        review_id: str,
+        reviewer: str,
+        *,
+        correct: bool,
+        comment: str | None = None,
+        roles: Iterable[str] | str | None = None,
+    ) -> Review:
+        """Give the verdict on an autonomous action sampled for review after the fact."""
+        held = roles_for(self, reviewer, roles)
+        return drive(queue.judge(self, review_id, reviewer, held, correct, comment), self.store)
+
+    def expire_overdue(self, now: dt.datetime | None = None) -> list[Review]:
+        """Apply ``on_timeout`` to every review past its deadline: escalate (once, with
+        a new deadline), reject, or reject and pause the workflow. Call it from a worker
+        or a scheduler. Returns the reviews it changed."""
+        return drive(queue.expire_overdue(self, now or self.clock.now()), self.store)
+
+    async def aexpire_overdue(self, now: dt.datetime | None = None) -> list[Review]:
+        """Async twin of `expire_overdue`."""
+        return await adrive(queue.expire_overdue(self, now or self.clock.now()), self.store)
+
+    def run_actions(
+        self,
+        *,
+        worker: str | None = None,
+        lease: dt.timedelta = queue.DEFAULT_LEASE,
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Run the approved actions whose code is registered in this process.
+
+        Each runs exactly once: it is claimed atomically under a lease, its payload is
+        checked against the approved hash, it runs, and how it went is recorded. A claim
+        whose lease lapsed (its process died) becomes ``unknown`` for a person to
+        resolve, or ready again if the action is idempotent. A paused workflow's
+        actions stay ready and are not run.
+
+        Returns:
+            The reviews whose actions this call ran or settled.
+        """
+        steps = queue.run_actions(self, worker or queue.worker_name(), lease, limit)
+        return drive(steps, self.store)
+
+    async def arun_actions(
+        self,
+        *,
+        worker: str | None = None,
+        lease: dt.timedelta = queue.DEFAULT_LEASE,
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Async twin of `run_actions`."""
+        steps = queue.run_actions(self, worker or queue.worker_name(), lease, limit)
+        return await adrive(steps, self.store)
+
+    def _notify(self, kind: str, review: Review) -> None:
+        for notifier in self.notifiers:
+            try:
+                notifier.notify(kind, review)
+            except Exception as error:  # a notifier must never break a decision
+                audit.logger.error(
+                    "notifier_failed",
+                    notifier=type(notifier).__name__,
+                    review_id=review.id,
+                    error=f"{type(error).__name__}: {error}",
+                )
 
     def close(self) -> None:
         """Write what the backlog holds if the store answers, then close the store."""

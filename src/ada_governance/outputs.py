@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ._declaration import Declaration, ImportedCallable, ImportedModel
 
@@ -87,6 +87,10 @@ def check_schema(standard: OutputStandard, output: Any) -> tuple[Any, list[Outpu
     try:
         if isinstance(output, (str, bytes, bytearray)):
             return schema.model_validate_json(output), []
+        if isinstance(output, BaseModel):
+            # An instance may have been changed after it was built; check its fields
+            # again rather than trust it.
+            return schema.model_validate(output.model_dump()), []
         return schema.model_validate(output), []
     except ValidationError as error:
         issues = [

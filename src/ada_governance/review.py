@@ -111,6 +111,9 @@ class ReviewPolicy(Declaration):
         escalate_to: Roles a review escalates to when ``on_timeout`` is ``escalate``.
         approvals_required: How many distinct reviewers must approve.
         requester_may_approve: Whether whoever requested an action may approve it.
+        quality_sample_rate: The share of autonomous actions also queued for review
+            after the fact (they run at once; the reviewer's verdict feeds review
+            accuracy), in (0, 1]; none if unset.
     """
 
     reviewers: tuple[str, ...]
@@ -122,6 +125,7 @@ class ReviewPolicy(Declaration):
     escalate_to: tuple[str, ...] = ()
     approvals_required: int = Field(default=1, ge=1, le=10)
     requester_may_approve: bool = False
+    quality_sample_rate: float | None = Field(default=None, gt=0, le=1)
 
     def _cross_field_problems(self) -> Iterable[tuple[Loc, str]]:
         if not self.reviewers or any(not role.strip() for role in self.reviewers):

@@ -115,10 +115,12 @@ class Run:
     __slots__ = (
         "_annotations",
         "_attempt_events",
+        "_governance",
         "_model_calls",
         "_otel_context",
         "_outcome_ref",
         "_outcomes",
+        "_pending",
         "_personal",
         "_reads",
         "_side_effects",
@@ -164,6 +166,8 @@ class Run:
         self._reads: list[SourceRead] = []
         self._violations: list[PolicyViolation] = []
         self._side_effects = 0
+        self._pending: list[str] = []
+        self._governance: Any = None
         self._attempt_events: list[Any] = []
         self.attempt = 1
         self.previous_issues: tuple[OutputIssue, ...] = ()
@@ -267,7 +271,7 @@ class Run:
                 if inspect.iscoroutine(result):
                     result.close()
                 raise UsageError(f"the loader for {name!r} is async: use `await run.asource(...)`")
-            data = complete_read(self, declared, result, dt.datetime.now(dt.timezone.utc))
+            data = complete_read(self, declared, result, self._now())
         except BaseException as error:
             if span is not None and self._telemetry is not None:
                 self._telemetry.end_source(span, self, None, error)
@@ -286,7 +290,7 @@ class Run:
             result = loader(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = await result
-            data = complete_read(self, declared, result, dt.datetime.now(dt.timezone.utc))
+            data = complete_read(self, declared, result, self._now())
         except BaseException as error:
             if span is not None and self._telemetry is not None:
                 self._telemetry.end_source(span, self, None, error)
@@ -294,6 +298,74 @@ class Run:
         if span is not None and self._telemetry is not None:
             self._telemetry.end_source(span, self, self._reads[-1], None)
         return data
+
+    def action(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        payload: Any,
+        *,
+        requester: str | None = None,
+    ) -> Any:
+        """Do an action of this run's workflow, within its risk boundary.
+
+        An ``autonomous`` action runs now, ``fn(payload)``, and its result is returned.
+        A ``requires_approval`` action does not run: a review is queued and a
+        `PendingAction` is returned; it runs once, after approval, in whichever process
+        has ``fn`` registered (see `governed_action`). A ``manual_only`` or undeclared
+        action is refused.
+
+        Args:
+            name: The declared action.
+            fn: The code that does it (sync; use `aaction` for async code).
+            payload: What it is done with: JSON data or a pydantic model, since it may
+                run in another process.
+            requester: Who asks for it; the run by default.
+
+        Raises:
+            ActionForbidden: The action is ``manual_only`` or not declared.
+            InvalidPayload: The payload fails the action's input schema.
+            CheckFailed: One of the action's pre-checks refused it.
+        """
+        from ._actions import request
+        from ._engine import drive
+        from .governance import get_governance
+
+        governance = self._governance or get_governance()
+        return drive(
+            request(governance, self, name, fn, payload, call="payload", requester=requester),
+            governance.store,
+        )
+
+    async def aaction(
+        self,
+        name: str,
+        fn: Callable[..., Any],
+        payload: Any,
+        *,
+        requester: str | None = None,
+    ) -> Any:
+        """Async twin of `action`: ``fn`` may be async."""
+        from ._actions import request
+        from ._engine import adrive
+        from .governance import get_governance
+
+        governance = self._governance or get_governance()
+        return await adrive(
+            request(governance, self, name, fn, payload, call="payload", requester=requester),
+            governance.store,
+        )
+
+    def _now(self) -> dt.datetime:
+        governance = self._governance
+        return (
+            governance.clock.now() if governance is not None else dt.datetime.now(dt.timezone.utc)
+        )
+
+    @property
+    def pending_reviews(self) -> tuple[str, ...]:
+        """The ids of the reviews this run has queued."""
+        return tuple(self._pending)
 
     @property
     def reads(self) -> tuple[SourceRead, ...]:

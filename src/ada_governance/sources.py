@@ -89,36 +89,55 @@ class SourceData:
 def content_hash(data: Any) -> str:
     """The SHA-256 of data's canonical JSON form, the same in every process.
 
-    Keys are sorted, separators fixed, and values JSON cannot hold are written the same
-    way every time: datetimes and dates in ISO 8601, decimals and UUIDs as text, sets
-    sorted, bytes in hex, pydantic models and dataclasses as their fields.
+    Keys are written as text and sorted, separators fixed, and values JSON cannot hold
+    are written the same way every time: datetimes and dates in ISO 8601, decimals and
+    UUIDs as text, sets sorted, bytes in hex, pydantic models and dataclasses as their
+    fields (with their sets sorted too).
     """
-    text = json.dumps(
-        data, default=_canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+    text = json.dumps(_canonical(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _canonical(value: Any) -> Any:
+def _canonical(value: Any, depth: int = 0) -> Any:
+    """Plain JSON data for ``value``, the same for equal values in any process."""
+    if depth > 100:
+        raise ValueError("data nested more than 100 deep cannot be hashed")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Enum):
+        return _canonical(value.value, depth + 1)
     if hasattr(value, "model_dump") and callable(value.model_dump):
-        return value.model_dump(mode="json")
+        # Python mode keeps sets as sets, so they are sorted below (JSON mode would
+        # turn them into lists in hash-seed order).
+        return _canonical(value.model_dump(), depth + 1)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {
+            f.name: _canonical(getattr(value, f.name), depth + 1) for f in dataclasses.fields(value)
+        }
+    if isinstance(value, Mapping):
+        return {_key(key): _canonical(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item, depth + 1) for item in value]
+    if isinstance(value, (set, frozenset)):
+        items = [_canonical(item, depth + 1) for item in value]
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value, key=lambda item: json.dumps(item, default=str, sort_keys=True))
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(key): item for key, item in value.items()}
-    if isinstance(value, (tuple, list)):
-        return list(value)
     return str(value)  # Decimal, UUID, Path and the like: their text is their identity
+
+
+def _key(key: Any) -> str:
+    """A mapping key as text; keys of other types keep their type in the text, so
+    ``1`` and ``"1"`` stay different keys."""
+    if isinstance(key, str):
+        return key
+    canonical = _canonical(key)
+    text = canonical if isinstance(canonical, str) else json.dumps(canonical, sort_keys=True)
+    return f"{type(key).__name__}:{text}"
 
 
 def _field(data: Any, path: str) -> Any:
@@ -210,6 +229,8 @@ def complete_read(run: Run, declared: Source, result: Any, fetched_at: dt.dateti
         as_of = _as_time(_field(data, declared.as_of)) if declared.as_of is not None else None
     if record_id is not None:
         record_id = str(record_id)
+    if as_of is not None and (not isinstance(as_of, dt.datetime) or as_of.tzinfo is None):
+        as_of = None  # a naive time says nothing across hosts: its age is unknown
     read = SourceRead(
         declared.name,
         declared.system,
@@ -221,7 +242,13 @@ def complete_read(run: Run, declared: Source, result: Any, fetched_at: dt.dateti
     )
     run._reads.append(read)
     if declared.classification is Classification.PERSONAL:
-        _personal_values(data, run._personal)
+        found: set[str] = set()
+        _personal_values(data, found)
+        # Enclosing runs may return what this run read: they redact it too.
+        holder: Run | None = run
+        while holder is not None:
+            holder._personal |= found
+            holder = holder.parent
     if declared.freshness is not None:
         age = fetched_at - as_of if as_of is not None else None
         if age is None or age > declared.freshness:

@@ -22,6 +22,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from .records import RunRecord, SourceRead
+    from .reviews import Review
     from .run import ModelCall, Run
     from .sources import Source
 
@@ -105,6 +106,17 @@ class Telemetry:
         )
         self.refusals = meter.create_counter(
             sc.METRIC_REFUSALS, unit="{refusal}", description="Runs refused, by reason."
+        )
+        self.review_latency = meter.create_histogram(
+            sc.METRIC_REVIEW_LATENCY,
+            unit="s",
+            description="Time from a review's request to each decision on it.",
+            explicit_bucket_boundaries_advisory=list(sc.CYCLE_TIME_BUCKETS),
+        )
+        self.review_decisions = meter.create_counter(
+            sc.METRIC_REVIEW_DECISIONS,
+            unit="{decision}",
+            description="Review decisions, by verdict and whether the payload was edited.",
         )
 
     def _failed(self, what: str, error: BaseException) -> None:
@@ -341,6 +353,102 @@ class Telemetry:
             span.add_event(
                 sc.EVENT_ATTEMPT_FAILED, {sc.ADA_ATTEMPT: attempt, sc.ERROR_TYPE: reason}
             )
+        except Exception as exc:
+            self._failed("span", exc)
+
+    # --- reviews and actions ---------------------------------------------------------------
+
+    def review_requested(self, run: Run, review: Review) -> None:
+        """Note on the run's span that an action was queued for review."""
+        span = run._span
+        if span is None or not span.is_recording():
+            return
+        try:
+            span.add_event(
+                sc.EVENT_REVIEW_REQUESTED,
+                {
+                    sc.ADA_REVIEW_ID: review.id,
+                    sc.GEN_AI_TOOL_NAME: review.action,
+                    sc.ADA_REVIEW_ROLES: list(review.roles),
+                },
+            )
+        except Exception as exc:
+            self._failed("span", exc)
+
+    def review_decided(self, review: Review) -> None:
+        """Count a decision and how long the review waited for it."""
+        decision = review.decisions[-1] if review.decisions else None
+        if decision is None:
+            return
+        try:
+            latency = (decision.at - review.created_at).total_seconds()
+            attributes: dict[str, str | bool] = {
+                sc.GEN_AI_WORKFLOW_NAME: review.workflow,
+                sc.ADA_REVIEW_DECISION: decision.verdict,
+                sc.ADA_REVIEW_EDITED: decision.edited,
+            }
+            self.review_decisions.add(1, attributes)
+            if latency >= 0:
+                self.review_latency.record(
+                    latency,
+                    {
+                        sc.GEN_AI_WORKFLOW_NAME: review.workflow,
+                        sc.ADA_REVIEW_DECISION: decision.verdict,
+                    },
+                )
+        except Exception as exc:
+            self._failed("metrics", exc)
+
+    def start_action(self, review: Review) -> Span | None:
+        """Start an ``execute_tool {action}`` span for an approved action: a new trace,
+        linked to the run's span (never a span held open while a person decided)."""
+        try:
+            links = []
+            if review.trace_id and review.span_id:
+                links.append(
+                    trace.Link(
+                        trace.SpanContext(
+                            int(review.trace_id, 16),
+                            int(review.span_id, 16),
+                            is_remote=True,
+                            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                        )
+                    )
+                )
+            return self.tracer.start_span(
+                f"execute_tool {review.action}",
+                context=Context(),
+                kind=SpanKind.INTERNAL,
+                links=links,
+                attributes={
+                    sc.GEN_AI_OPERATION_NAME: sc.OPERATION_EXECUTE_TOOL,
+                    sc.GEN_AI_TOOL_NAME: review.action,
+                    sc.GEN_AI_WORKFLOW_NAME: review.workflow,
+                    sc.ADA_RUN_ID: review.run_id,
+                    sc.ADA_REVIEW_ID: review.id,
+                },
+            )
+        except Exception as exc:
+            self._failed("span", exc)
+            return None
+
+    def end_action(self, span: Span | None, review: Review) -> None:
+        """End an approved action's span with how it went."""
+        if span is None:
+            return
+        try:
+            approvers = [d.reviewer for d in review.approvals]
+            span.set_attributes(
+                {
+                    sc.ADA_ACTION_STATUS: review.execution.value,
+                    sc.ADA_REVIEWER: approvers,
+                    sc.ADA_REVIEW_EDITED: review.edited,
+                }
+            )
+            if review.error is not None:
+                span.set_attribute(sc.ERROR_TYPE, review.error.split(":", 1)[0])
+                span.set_status(_error_status(review.error))
+            span.end()
         except Exception as exc:
             self._failed("span", exc)
 

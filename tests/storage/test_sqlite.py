@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ada_governance.records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from ada_governance.reviews import ExecutionStatus, Review, ReviewKind, payload_hash
 from ada_governance.storage import (
     MemoryStore,
     SQLiteStore,
@@ -20,6 +21,7 @@ from ada_governance.storage import (
     default_store_url,
     open_store,
 )
+from ada_governance.storage.sqlite import _MIGRATIONS, SCHEMA_VERSION
 from ada_governance.workflow import Stage
 
 UTC = dt.timezone.utc
@@ -173,6 +175,93 @@ def test_wal_mode_is_on(tmp_path: Path) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     finally:
         raw.close()
+
+
+def schema_version(path: Path) -> int:
+    raw = sqlite3.connect(path)
+    try:
+        return int(raw.execute("SELECT max(version) FROM ada_schema").fetchone()[0])
+    finally:
+        raw.close()
+
+
+def test_new_file_is_at_schema_version_2(tmp_path: Path) -> None:
+    """A new file is created at the current schema, version 2, with the reviews table."""
+    assert SCHEMA_VERSION == len(_MIGRATIONS) == 2
+    SQLiteStore(tmp_path / "g.db").get_state("w")
+    assert schema_version(tmp_path / "g.db") == 2
+    with sqlite3.connect(tmp_path / "g.db") as raw:
+        columns = [row[1] for row in raw.execute("PRAGMA table_info(reviews)")]
+        indexes = {row[1] for row in raw.execute("PRAGMA index_list(reviews)")}
+    assert columns == [
+        "id",
+        "workflow",
+        "status",
+        "execution",
+        "created_at",
+        "deadline",
+        "roles",
+        "data",
+    ]
+    assert {"reviews_workflow_status", "reviews_execution"} <= indexes
+
+
+def test_schema_1_file_migrates_to_2_on_open(tmp_path: Path) -> None:
+    """A file written at schema 1 (runs, state, audit; no reviews) is migrated to 2 when
+    a store opens it: its data is kept and reviews can be created."""
+    path = tmp_path / "g.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        for statement in _MIGRATIONS[0]:
+            raw.execute(statement)
+        raw.execute("CREATE TABLE ada_schema (version INTEGER NOT NULL)")
+        raw.execute("INSERT INTO ada_schema (version) VALUES (1)")
+        raw.execute("COMMIT")
+    finally:
+        raw.close()
+    # Data written by the version-1 code, before the upgrade.
+    old = SQLiteStore(path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("ada_governance.storage.sqlite.SCHEMA_VERSION", 1)
+        patch.setattr("ada_governance.storage.sqlite._MIGRATIONS", _MIGRATIONS[:1])
+        old.record_run(make_run("r-before"), [AuditEvent(T0, "run_succeeded", "lead-followup")])
+    old.close()
+    assert schema_version(path) == 1
+    payload = {"to": "lead@example.com"}
+    review = Review(
+        id="rev-1",
+        kind=ReviewKind.APPROVAL,
+        workflow="lead-followup",
+        version="1",
+        run_id="r-after",
+        action="send_email",
+        requester="agent",
+        payload=payload,
+        payload_sha256=payload_hash(payload),
+        original_payload=payload,
+        roles=("sales-manager",),
+        approvals_required=1,
+        requester_may_approve=False,
+        on_timeout="reject",
+        escalate_to=(),
+        created_at=T0,
+        deadline=T0 + dt.timedelta(hours=1),
+    )
+    store = SQLiteStore(path)
+    try:
+        store.create_review(review, [AuditEvent(T0, "review_requested", "lead-followup")])
+        assert store.get_review("rev-1") == review
+        assert store.list_reviews(role="sales-manager") == [review]
+        approved = store.update_review(
+            "rev-1", lambda r: r.approve("ana", ("sales-manager",), T0 + dt.timedelta(1))
+        )
+        assert approved.execution is ExecutionStatus.READY
+        assert store.list_runs() == [make_run("r-before")]
+        assert [e.event for e in store.list_audit()] == ["run_succeeded", "review_requested"]
+    finally:
+        store.close()
+    assert schema_version(path) == 2
 
 
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:

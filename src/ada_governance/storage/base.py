@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..exceptions import GovernanceError
 from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+
+if TYPE_CHECKING:
+    from ..reviews import ExecutionStatus, Review, ReviewStatus
 
 __all__ = ["Store", "StoreError", "SyncStoreBase", "check_limit"]
 
@@ -83,6 +86,45 @@ class Store(Protocol):
         """Return audit events in the order they were appended."""
         ...
 
+    def create_review(self, review: Review, events: Sequence[AuditEvent] = ()) -> None:
+        """Add a review to the queue, with its audit events, in one transaction."""
+        ...
+
+    def get_review(self, review_id: str) -> Review | None:
+        """Return the review with ``review_id``, or ``None``."""
+        ...
+
+    def list_reviews(
+        self,
+        workflow: str | None = None,
+        *,
+        status: ReviewStatus | None = None,
+        execution: ExecutionStatus | None = None,
+        role: str | None = None,
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Return reviews, oldest first, filtered by workflow, status, execution and role."""
+        ...
+
+    def update_review(
+        self,
+        review_id: str,
+        change: Callable[[Review], Review],
+        events: Callable[[Review, Review], Sequence[AuditEvent]] | None = None,
+    ) -> Review:
+        """Apply ``change`` to a review in one transaction that holds the review's row.
+
+        ``change`` is pure: given the review as stored it returns the review to store,
+        or raises to leave it untouched. ``events`` (given the review before and after)
+        returns audit events written in the same transaction. No two updates of one
+        review interleave, in any process, so a check inside ``change`` (is it pending?
+        is it ready to claim?) holds when the result is written.
+
+        Raises:
+            KeyError: There is no such review.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
         ...
@@ -124,6 +166,35 @@ class Store(Protocol):
         limit: int | None = None,
     ) -> list[AuditEvent]:
         """Async twin of `list_audit`."""
+        ...
+
+    async def acreate_review(self, review: Review, events: Sequence[AuditEvent] = ()) -> None:
+        """Async twin of `create_review`."""
+        ...
+
+    async def aget_review(self, review_id: str) -> Review | None:
+        """Async twin of `get_review`."""
+        ...
+
+    async def alist_reviews(
+        self,
+        workflow: str | None = None,
+        *,
+        status: ReviewStatus | None = None,
+        execution: ExecutionStatus | None = None,
+        role: str | None = None,
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Async twin of `list_reviews`."""
+        ...
+
+    async def aupdate_review(
+        self,
+        review_id: str,
+        change: Callable[[Review], Review],
+        events: Callable[[Review, Review], Sequence[AuditEvent]] | None = None,
+    ) -> Review:
+        """Async twin of `update_review`."""
         ...
 
     async def aclose(self) -> None:
@@ -189,6 +260,37 @@ class SyncStoreBase:
         return await self._call(  # type: ignore[return-value]
             "list_audit", workflow, event=event, since=since, limit=limit
         )
+
+    async def acreate_review(self, review: Review, events: Sequence[AuditEvent] = ()) -> None:
+        """Async twin of ``create_review``."""
+        await self._call("create_review", review, events)
+
+    async def aget_review(self, review_id: str) -> Review | None:
+        """Async twin of ``get_review``."""
+        return await self._call("get_review", review_id)  # type: ignore[return-value]
+
+    async def alist_reviews(
+        self,
+        workflow: str | None = None,
+        *,
+        status: ReviewStatus | None = None,
+        execution: ExecutionStatus | None = None,
+        role: str | None = None,
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Async twin of ``list_reviews``."""
+        return await self._call(  # type: ignore[return-value]
+            "list_reviews", workflow, status=status, execution=execution, role=role, limit=limit
+        )
+
+    async def aupdate_review(
+        self,
+        review_id: str,
+        change: Callable[[Review], Review],
+        events: Callable[[Review, Review], Sequence[AuditEvent]] | None = None,
+    ) -> Review:
+        """Async twin of ``update_review``."""
+        return await self._call("update_review", review_id, change, events)  # type: ignore[return-value]
 
     async def aclose(self) -> None:
         """Async twin of ``close``."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from ..reviews import ExecutionStatus, Review, ReviewStatus
 from .base import StoreError, SyncStoreBase, check_limit
 
 __all__ = ["MemoryStore"]
@@ -57,6 +58,7 @@ class MemoryStore(SyncStoreBase):
         self._states: dict[str, WorkflowState] = {}
         self._runs: dict[str, RunRecord] = {}
         self._audit: list[AuditEvent] = []
+        self._reviews: dict[str, Review] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -134,6 +136,65 @@ class MemoryStore(SyncStoreBase):
                 and (since is None or row.at >= since)
             ]
         return rows[:limit] if limit is not None else rows
+
+    # --- reviews -------------------------------------------------------------------------
+
+    def create_review(self, review: Review, events: Sequence[AuditEvent] = ()) -> None:
+        with self._lock:
+            self._check_open()
+            if review.id in self._reviews:
+                raise StoreError(f"review {review.id} already exists")
+            self._reviews[review.id] = review
+            for event in events:
+                self._append(event)
+
+    def get_review(self, review_id: str) -> Review | None:
+        self._check_open()
+        return self._reviews.get(review_id)
+
+    def list_reviews(
+        self,
+        workflow: str | None = None,
+        *,
+        status: ReviewStatus | None = None,
+        execution: ExecutionStatus | None = None,
+        role: str | None = None,
+        limit: int | None = None,
+    ) -> list[Review]:
+        check_limit(limit)
+        with self._lock:
+            self._check_open()
+            rows = [
+                review
+                for review in self._reviews.values()
+                if (workflow is None or review.workflow == workflow)
+                and (status is None or review.status is status)
+                and (execution is None or review.execution is execution)
+                and (role is None or role in review.roles)
+            ]
+        rows.sort(key=lambda review: (review.created_at, review.id))
+        return rows[:limit] if limit is not None else rows
+
+    def update_review(
+        self,
+        review_id: str,
+        change: Callable[[Review], Review],
+        events: Callable[[Review, Review], Sequence[AuditEvent]] | None = None,
+    ) -> Review:
+        # Reviews are frozen dataclasses, so the stored one is never changed in place.
+        with self._lock:
+            self._check_open()
+            before = self._reviews.get(review_id)
+            if before is None:
+                raise KeyError(review_id)
+            after = change(before)
+            # Both are worked out before anything is stored, so a change or an events
+            # callback that raises leaves the review and the audit log as they were.
+            new_events = list(events(before, after)) if events is not None else []
+            self._reviews[review_id] = after
+            for event in new_events:
+                self._append(event)
+            return after
 
     def close(self) -> None:
         self._closed = True

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import AuditEvent, RunRecord, RunStatus, SourceRead, WorkflowState
+from ..reviews import ExecutionStatus, Review, ReviewStatus
 from ..workflow import Stage
 from .base import StoreError, SyncStoreBase, check_limit
 
@@ -83,10 +84,27 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX audit_workflow_at ON audit (workflow, at)",
     ),
+    (
+        # The review queue. `data` holds the whole review (`Review.to_dict`); the other
+        # columns repeat the fields queries filter and sort by. `created_at` and
+        # `deadline` are UTC text, so text order is time order; `roles` is a JSON list.
+        """CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            workflow TEXT NOT NULL,
+            status TEXT NOT NULL,
+            execution TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            deadline TEXT NOT NULL,
+            roles TEXT NOT NULL,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX reviews_workflow_status ON reviews (workflow, status)",
+        "CREATE INDEX reviews_execution ON reviews (execution)",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
-"""The schema version this library writes (1); a file with a newer one is refused."""
+"""The schema version this library writes (2); a file with a newer one is refused."""
 
 # Upserts (`ON CONFLICT ... DO ...`) need SQLite 3.24 (2018).
 _MIN_SQLITE = (3, 24, 0)
@@ -126,6 +144,22 @@ _INSERT_AUDIT = (
     "INSERT INTO audit (at, event, workflow, run_id, actor, data) VALUES (?, ?, ?, ?, ?, ?)"
 )
 _SELECT_AUDIT = "SELECT at, event, workflow, run_id, actor, data, id FROM audit"
+
+# In `_review_row`'s order.
+_INSERT_REVIEW = (
+    "INSERT INTO reviews (id, workflow, status, execution, created_at, deadline, roles, data)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+# The id is the last parameter: a change never moves a review to another id.
+_UPDATE_REVIEW = (
+    "UPDATE reviews SET workflow = ?, status = ?, execution = ?, created_at = ?,"
+    " deadline = ?, roles = ?, data = ? WHERE id = ?"
+)
+_SELECT_REVIEW = "SELECT data FROM reviews WHERE id = ?"
+_SELECT_REVIEWS = "SELECT data FROM reviews"
+# Exact: a role matches an element of the JSON list, never part of one.
+_HAS_ROLE = "EXISTS (SELECT 1 FROM json_each(reviews.roles) WHERE json_each.value = ?)"
 
 # --- values --------------------------------------------------------------------------------
 
@@ -230,6 +264,36 @@ def _audit(row: Sequence[Any]) -> AuditEvent:
     return AuditEvent(_time(row[0]), row[1], row[2], row[3], row[4], json.loads(row[5]), row[6])
 
 
+def _check_aware(name: str, value: dt.datetime | None) -> None:
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"the store keeps timezone-aware datetimes only, not {name}={value!r}")
+
+
+def _review_row(review: Review) -> tuple[Any, ...]:
+    """The review's row, without its id: the columns queries use, then its whole data.
+
+    Raises:
+        ValueError: A datetime in it is naive.
+    """
+    created_at, deadline = _time_text(review.created_at), _time_text(review.deadline)
+    _check_aware("lease_until", review.lease_until)
+    _check_aware("executed_at", review.executed_at)
+    for decision in review.decisions:
+        _check_aware("decision.at", decision.at)
+    # Not sorted and not ASCII-escaped: the payload comes back as it was given, in its
+    # key order (its hash does not depend on that order).
+    data = json.dumps(review.to_dict(), ensure_ascii=False, default=str)
+    return (
+        review.workflow,
+        ReviewStatus(review.status).value,
+        ExecutionStatus(review.execution).value,
+        created_at,
+        deadline,
+        json.dumps(list(review.roles), ensure_ascii=False),
+        data,
+    )
+
+
 # --- connections ---------------------------------------------------------------------------
 
 
@@ -281,7 +345,8 @@ class SQLiteStore(SyncStoreBase):
     Datetimes are kept as UTC ISO 8601 text and come back as timezone-aware UTC datetimes;
     naive datetimes are refused with `ValueError`. JSON fields (``outcomes``,
     ``annotations``, ``data``) are written with ``default=str``, so a value JSON cannot hold
-    comes back as its string.
+    comes back as its string. A review is kept whole as the JSON of `Review.to_dict`, so
+    its datetimes come back with the offsets they were given (the same instants).
 
     Args:
         path: The database file; a relative path is taken from the current directory now.
@@ -577,6 +642,115 @@ class SQLiteStore(SyncStoreBase):
             return [_audit(row) for row in rows]
         except ValueError as error:
             raise self._unreadable("list audit events", error) from error
+
+    # --- reviews -------------------------------------------------------------------------
+
+    def _review(self, what: str, text: str) -> Review:
+        try:
+            return Review.from_dict(json.loads(text))
+        except (ValueError, KeyError, TypeError) as error:
+            raise self._unreadable(what, error) from error
+
+    def create_review(self, review: Review, events: Sequence[AuditEvent] = ()) -> None:
+        """Add a review to the queue, with its audit events, in one transaction.
+
+        Raises:
+            StoreError: A review with its id already exists (nothing is written).
+            ValueError: A datetime in it is naive.
+        """
+        row = (review.id, *_review_row(review))
+        audit_rows = [_audit_row(event) for event in events]
+
+        def work(connection: sqlite3.Connection) -> None:
+            if not connection.execute(_INSERT_REVIEW, row).rowcount:
+                raise StoreError(f"review {review.id} already exists")
+            if audit_rows:
+                connection.executemany(_INSERT_AUDIT, audit_rows)
+
+        self._write(f"create review {review.id!r}", work)
+
+    def get_review(self, review_id: str) -> Review | None:
+        """Return the review with ``review_id``, or ``None``."""
+        what = f"read review {review_id!r}"
+        rows = self._read(what, _SELECT_REVIEW, (review_id,))
+        return self._review(what, rows[0][0]) if rows else None
+
+    def list_reviews(
+        self,
+        workflow: str | None = None,
+        *,
+        status: ReviewStatus | None = None,
+        execution: ExecutionStatus | None = None,
+        role: str | None = None,
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Return reviews, oldest first (the id breaks ties), filtered by workflow,
+        status, execution and role (one of the roles that may decide it now, exactly)."""
+        where: list[str] = []
+        parameters: list[Any] = []
+        if workflow is not None:
+            where.append("workflow = ?")
+            parameters.append(workflow)
+        if status is not None:
+            where.append("status = ?")
+            parameters.append(ReviewStatus(status).value)
+        if execution is not None:
+            where.append("execution = ?")
+            parameters.append(ExecutionStatus(execution).value)
+        if role is not None:
+            where.append(_HAS_ROLE)
+            parameters.append(role)
+        sql = _select(_SELECT_REVIEWS, where, "created_at, id", limit, parameters)
+        rows = self._read("list reviews", sql, parameters)
+        return [self._review("list reviews", row[0]) for row in rows]
+
+    def update_review(
+        self,
+        review_id: str,
+        change: Callable[[Review], Review],
+        events: Callable[[Review, Review], Sequence[AuditEvent]] | None = None,
+    ) -> Review:
+        """Apply ``change`` to a review in one ``BEGIN IMMEDIATE`` transaction.
+
+        The write lock is taken before the review is read, so no other update of it, in
+        any process, runs between the read and the write. Whatever ``change`` or
+        ``events`` raises rolls the transaction back and propagates unchanged.
+
+        Raises:
+            KeyError: There is no such review.
+            StoreError: The database failed.
+            ValueError: A datetime in the changed review is naive.
+        """
+        what = f"update review {review_id!r}"
+        connection = self._connection()
+        try:
+            connection.execute(_BEGIN)
+        except sqlite3.Error as error:
+            raise self._error(what, error) from error
+        try:
+            try:
+                found = connection.execute(_SELECT_REVIEW, (review_id,)).fetchone()
+            except sqlite3.Error as error:
+                raise self._error(what, error) from error
+            if found is None:
+                raise KeyError(review_id)
+            before = self._review(what, found[0])
+            # The caller's functions run outside any wrapping: what they raise is theirs.
+            after = change(before)
+            added = list(events(before, after)) if events is not None else []
+            row = (*_review_row(after), review_id)
+            audit_rows = [_audit_row(event) for event in added]
+            try:
+                connection.execute(_UPDATE_REVIEW, row)
+                if audit_rows:
+                    connection.executemany(_INSERT_AUDIT, audit_rows)
+                connection.execute(_COMMIT)
+            except sqlite3.Error as error:
+                raise self._error(what, error) from error
+        except BaseException:
+            _rollback(connection)
+            raise
+        return after
 
     def close(self) -> None:
         """Close every thread's connection; the store may not be used afterwards.
