@@ -6,15 +6,18 @@ check whether it is a deployment or still adoption mode, and govern every call o
 code that runs it with `governed_workflow` or `governed_run`.
 """
 
+from ._actions import PendingAction
 from ._version import __version__
 from .actions import Action, RiskBoundary
 from .checks import Check
 from .clock import Clock, SystemClock
 from .exceptions import (
+    ActionForbidden,
     CheckFailed,
     DeclarationError,
     GovernanceError,
     GovernanceUnavailable,
+    InvalidPayload,
     NoActiveRun,
     OutputRejected,
     PolicyViolation,
@@ -29,7 +32,7 @@ from .exceptions import (
     WorkflowPaused,
     WorkflowRetired,
 )
-from .governance import Governance, configure, get_governance
+from .governance import Governance, Notifier, configure, get_governance
 from .measurement import Baseline, Direction, Metric
 from .outputs import OnFail, OutputIssue, OutputStandard
 from .readiness import DEPLOYMENT_REQUIRES, Element, Readiness, Verdict, readiness
@@ -44,8 +47,22 @@ from .records import (
 from .registry import WorkflowRegistry, load_workflows
 from .retry import RetryPolicy
 from .review import FieldRule, OnTimeout, ReviewMode, ReviewPolicy
+from .reviews import (
+    AlreadyDecided,
+    Decision,
+    ExecutionStatus,
+    NotAReviewer,
+    NotClaimable,
+    PayloadChanged,
+    Review,
+    ReviewDecisionRefused,
+    ReviewKind,
+    ReviewNotPending,
+    ReviewStatus,
+    SelfApprovalForbidden,
+)
 from .run import ExceptionRecord, ModelCall, Run, current_run, with_current_context
-from .runtime import GovernedRun, governed_run, governed_workflow
+from .runtime import GovernedRun, governed_action, governed_run, governed_workflow
 from .sources import Classification, Source, SourceData, content_hash
 from .stops import (
     Budget,
@@ -64,6 +81,8 @@ from .workflow import ExceptionPath, Owner, Stage, SystemOfRecord, Trigger, Work
 
 __all__ = [
     "Action",
+    "ActionForbidden",
+    "AlreadyDecided",
     "AuditEvent",
     "Baseline",
     "Budget",
@@ -74,6 +93,7 @@ __all__ = [
     "Classification",
     "Clock",
     "DEPLOYMENT_REQUIRES",
+    "Decision",
     "DeclarationError",
     "Direction",
     "Element",
@@ -81,30 +101,42 @@ __all__ = [
     "ExceptionPath",
     "ExceptionRecord",
     "ExceptionVolume",
+    "ExecutionStatus",
     "FieldRule",
     "Governance",
     "GovernanceError",
     "GovernanceUnavailable",
     "GovernedRun",
+    "InvalidPayload",
     "KillSwitch",
     "MemoryStore",
     "Metric",
     "ModelCall",
     "NoActiveRun",
+    "NotAReviewer",
+    "NotClaimable",
+    "Notifier",
     "OnFail",
     "OnTimeout",
     "OutputIssue",
     "OutputRejected",
     "OutputStandard",
     "Owner",
+    "PayloadChanged",
+    "PendingAction",
     "PolicyViolation",
     "Problem",
     "Readiness",
     "RejectionRate",
     "RequiredSourceNotRead",
     "RetryPolicy",
+    "Review",
+    "ReviewDecisionRefused",
+    "ReviewKind",
     "ReviewMode",
+    "ReviewNotPending",
     "ReviewPolicy",
+    "ReviewStatus",
     "RiskBoundary",
     "Run",
     "RunCap",
@@ -112,6 +144,7 @@ __all__ = [
     "RunRefused",
     "RunStatus",
     "SQLiteStore",
+    "SelfApprovalForbidden",
     "SlaBreachRate",
     "Source",
     "SourceData",
@@ -140,6 +173,7 @@ __all__ = [
     "content_hash",
     "current_run",
     "get_governance",
+    "governed_action",
     "governed_run",
     "governed_workflow",
     "load_workflows",

@@ -12,14 +12,14 @@ from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, ParamSpec, TypeVar, cast
 
 from ._engine import NO_FALLBACK, Engine, RetryOutput, adrive, drive
-from .exceptions import UsageError
+from .exceptions import ActionForbidden, UsageError
 from .governance import Governance, get_governance
 from .outputs import OnFail
 from .records import TriggerEvent
-from .run import Run, _activate, _deactivate
+from .run import _CURRENT, Run, _activate, _deactivate
 from .workflow import Workflow
 
-__all__ = ["GovernedRun", "governed_run", "governed_workflow"]
+__all__ = ["GovernedRun", "governed_action", "governed_run", "governed_workflow"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -446,3 +446,83 @@ def governed_run(
         A context manager whose value is the `Run`.
     """
     return GovernedRun(workflow, trigger, governance)
+
+
+def governed_action(
+    workflow: Workflow, name: str, *, governance: Governance | None = None
+) -> Callable[[Callable[P, R]], Callable[P, Any]]:
+    """Make a function one of ``workflow``'s actions, done within its risk boundary.
+
+    Called inside a run of ``workflow``, the decorated function does what the action's
+    risk boundary says: an ``autonomous`` action runs and returns its result; a
+    ``requires_approval`` one returns a `PendingAction` and runs once, after approval;
+    a ``manual_only`` one is refused. Its arguments are the payload, so they must be
+    JSON data (or pydantic models); a reviewer may edit them.
+
+    Decorating also registers the function as the code behind the action in this
+    process, so approvals given here run it at once, and a worker that imports the
+    module (``ada-governance worker --import app.actions``) runs approved ones.
+
+    Args:
+        workflow: The workflow that declares the action.
+        name: The declared action's name.
+        governance: The governance to use; the process-wide one if not given.
+
+    Raises:
+        UsageError: The workflow does not declare the action, or the function takes
+            positional-only or variadic positional arguments (which a payload cannot
+            carry).
+    """
+    from ._actions import register_action, request
+
+    if workflow.action(name) is None:
+        declared = ", ".join(a.name for a in workflow.actions) or "none"
+        raise UsageError(
+            f"workflow {workflow.name!r} declares no action {name!r} (it declares {declared})"
+        )
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, Any]:
+        signature = inspect.signature(fn)
+        for parameter in signature.parameters.values():
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.VAR_POSITIONAL):
+                raise UsageError(
+                    f"{fn.__qualname__} takes {parameter.name} positionally only; an "
+                    "action's payload is passed by keyword, so make it a normal parameter"
+                )
+        register_action(workflow.name, name, fn, "kwargs")
+
+        def prepare(args: Any, kwargs: Any) -> tuple[Run, Governance, dict[str, Any]]:
+            run = _CURRENT.get()
+            if run is None or run.workflow.name != workflow.name:
+                where = f"a run of {run.workflow.name!r}" if run is not None else "no run"
+                raise ActionForbidden(
+                    f"action {name!r} of {workflow.name!r} was called in {where}; it may "
+                    f"only be done inside a governed run of {workflow.name!r}",
+                    workflow=workflow.name,
+                    run_id=run.id if run is not None else None,
+                    action=name,
+                )
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            chosen = governance or run._governance or get_governance()
+            return run, chosen, dict(bound.arguments)
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def governed_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                run, chosen, payload = prepare(args, kwargs)
+                steps = request(chosen, run, name, fn, payload, call="kwargs", requester=None)
+                return await adrive(steps, chosen.store)
+
+            return governed_async
+
+        @functools.wraps(fn)
+        def governed_sync(*args: P.args, **kwargs: P.kwargs) -> Any:
+            run, chosen, payload = prepare(args, kwargs)
+            steps = request(chosen, run, name, fn, payload, call="kwargs", requester=None)
+            return drive(steps, chosen.store)
+
+        return governed_sync
+
+    return decorate
