@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -32,7 +33,11 @@ def test_main_example_runs(tmp_path: Path) -> None:
         text=True,
         check=False,
         cwd="/",
-        env={**os.environ, "ADA_GOVERNANCE_STORE": f"sqlite:///{store}"},
+        env={
+            **os.environ,
+            "ADA_GOVERNANCE_STORE": f"sqlite:///{store}",
+            "SPEED_TO_LEAD_OUTBOX": str(tmp_path / "outbox.jsonl"),
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "Python and YAML declarations are equal: True" in result.stdout
@@ -46,21 +51,38 @@ def test_main_example_runs(tmp_path: Path) -> None:
 
     rows = SQLiteStore(store).list_runs("speed_to_lead")
     assert [row.status for row in rows] == [
-        RunStatus.SUCCEEDED,
-        RunStatus.SUCCEEDED,
+        RunStatus.PENDING_REVIEW,
+        RunStatus.PENDING_REVIEW,
         RunStatus.FAILED,
         RunStatus.REFUSED,
+        RunStatus.PENDING_REVIEW,
     ]
-    assert [row.trigger_id for row in rows] == ["form-1041", "call-7731", "form-1043", "form-1044"]
-    assert [row.attempts for row in rows] == [1, 2, 1, 1]  # L-1042's first draft is retried
-    assert [row.model_calls for row in rows] == [1, 2, 1, 0]
+    assert [row.trigger_id for row in rows] == [
+        "form-1041",
+        "call-7731",
+        "form-1043",
+        "form-1044",
+        "call-7732",
+    ]
+    assert [row.attempts for row in rows] == [1, 2, 1, 1, 1]  # L-1042's first draft retried
+    assert [row.model_calls for row in rows] == [1, 2, 1, 0, 1]
     assert rows[3].refusal_reason == "check"
-    for row in rows[:3]:
+    for row in (rows[0], rows[1], rows[2], rows[4]):
         assert {read.source for read in row.reads} == {"crm.lead", "calendar.availability"}
-        assert all(
-            read.record_id == row.reads[0].record_id
-            for read in row.reads
-            if read.source == "crm.lead"
-        )
+
+    # The SDR approved one email, edited one and rejected one; the retried attempt's
+    # request was withdrawn. Each approved email was sent exactly once.
+    reviews = SQLiteStore(store).list_reviews("speed_to_lead")
+    assert sorted(review.outcome for review in reviews) == [
+        "approved unchanged",
+        "approved with edits",
+        "rejected",
+        "withdrawn",
+    ]
+    outbox = [json.loads(line) for line in (tmp_path / "outbox.jsonl").read_text().splitlines()]
+    assert [email["lead_id"] for email in outbox] == ["L-1041", "L-1042"]
+    assert outbox[1]["subject"] == "Your demo: two times that work"
+    assert "Review queue before the SDR:" in result.stdout
+    assert "Review queue after the SDR:" in result.stdout
     for row in rows:
         assert f"{row.run_id[-8:]:10} {row.trigger_type:12} {row.status.value:10}" in result.stdout

@@ -36,6 +36,13 @@ LEADS: dict[str, dict[str, Any]] = {
         "interest": "pricing",
         "consent": False,
     },
+    "L-1045": {
+        "id": "L-1045",
+        "name": "Kim Park",
+        "email": "kim@hooli.test",
+        "interest": "security",
+        "consent": True,
+    },
 }
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import signal
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 from crm import get_availability, get_lead
 from drafting import MODEL, PROVIDER, draft_follow_up
 from followup import FollowUp
+from outbox import outbox_path, send_email
 from workflow import SPEED_TO_LEAD
 
 from ada_governance import (
@@ -55,6 +57,8 @@ LEADS: list[tuple[TriggerEvent, str]] = [
     (TriggerEvent("form-1043", "form_fill", NOW - dt.timedelta(minutes=1)), "L-1043"),
     # No consent to contact: the consent check refuses the run before anything is drafted.
     (TriggerEvent("form-1044", "form_fill", NOW), "L-1044"),
+    # Drafted and queued like the first two; the SDR will reject this one.
+    (TriggerEvent("call-7732", "missed_call", NOW), "L-1045"),
 ]
 
 
@@ -84,6 +88,8 @@ def follow_up(event: TriggerEvent, lead_id: str) -> FollowUp:
     run.record_model_call(MODEL, PROVIDER, input_tokens, output_tokens, cost)
     follow = FollowUp(**draft)  # raises on a malformed draft: the exception path takes it
     run.record_outcome(ref=f"crm:activity:{lead['id']}", draft_ready=1)
+    # Sending requires an SDR's approval: this queues a review and returns at once.
+    send_email(lead_id=follow.lead_id, to=follow.to, subject=follow.subject, body=follow.body)
     return follow
 
 
@@ -181,9 +187,9 @@ def main(argv: list[str] | None = None) -> None:
 def run_example() -> None:
     """Check the declarations, govern a few follow-ups, and print the ledger."""
     check_declarations()
-    store = os.environ.get("ADA_GOVERNANCE_STORE") or (
-        "sqlite:///" + str(Path(tempfile.mkdtemp(prefix="speed_to_lead_")) / "governance.db")
-    )
+    folder = Path(tempfile.mkdtemp(prefix="speed_to_lead_"))
+    store = os.environ.get("ADA_GOVERNANCE_STORE") or "sqlite:///" + str(folder / "governance.db")
+    os.environ.setdefault("SPEED_TO_LEAD_OUTBOX", str(folder / "outbox.jsonl"))
     governance = configure(store)
     print(f"\nGoverning runs of {SPEED_TO_LEAD.name}; ledger in {governance.store.url}")
     for event, lead_id in LEADS:
@@ -195,7 +201,39 @@ def run_example() -> None:
         except Exception as error:  # the exception path has recorded and routed it
             print(f"  {lead_id}: failed with {type(error).__name__}; routed to the SDR lead")
     print_ledger(governance.runs(SPEED_TO_LEAD))
+    review_queue(governance)
     governance.close()
+
+
+def print_queue(governance: Any, title: str) -> None:
+    """Print the review queue: every review, its status and its action's."""
+    print(f"\n{title}")
+    for review in governance.reviews(SPEED_TO_LEAD):
+        to = review.payload.get("to", "?")
+        print(
+            f"  {review.id[-8:]}  {review.action:10} to {to:18} {review.outcome:20} "
+            f"action {review.execution.value}"
+        )
+
+
+def review_queue(governance: Any) -> None:
+    """An SDR works the queue: approves one email, edits one, rejects one."""
+    print_queue(governance, "Review queue before the SDR:")
+    pending = {review.payload["lead_id"]: review for review in governance.reviews(status="pending")}
+    sdr = {"roles": ["sdr"]}
+    governance.approve(pending["L-1041"].id, "jordan.sdr", **sdr, comment="good to go")
+    edited = dict(pending["L-1042"].payload, subject="Your demo: two times that work")
+    governance.approve(pending["L-1042"].id, "jordan.sdr", **sdr, edits=edited)
+    governance.reject(
+        pending["L-1045"].id, "jordan.sdr", **sdr, reason="the AE is already talking to them"
+    )
+    governance.run_actions()  # a worker's pass: nothing is sent twice
+    print_queue(governance, "Review queue after the SDR:")
+    sent = outbox_path().read_text(encoding="utf-8").splitlines()
+    print(f"\nOutbox ({outbox_path()}): {len(sent)} emails sent")
+    for line in sent:
+        email = json.loads(line)
+        print(f"  to {email['to']}: {email['subject']}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ decorators and context managers in `runtime` only choose the runner and call the
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import inspect
 import os
@@ -31,6 +32,7 @@ from .exceptions import (
 )
 from .outputs import OnFail, OutputIssue, check_schema, validator_issues
 from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
+from .reviews import Review, ReviewDecisionRefused
 from .run import _CURRENT, ExceptionRecord, Run, _activate, _deactivate
 from .storage import Store
 
@@ -560,7 +562,50 @@ class Engine:
         def wait(state: tenacity.RetryCallState) -> float:
             return waits.pop("next", 0.0)
 
+        def discard_attempt() -> list[str]:
+            # Reviews the discarded attempt requested must not be decided and run: the
+            # retry will request its own.
+            withdrawn = run._pending[:]
+            run._pending.clear()
+            return withdrawn
+
+        def withdraw_events(before: Review, after: Review) -> list[AuditEvent]:
+            return [
+                AuditEvent(
+                    after.decisions[-1].at,
+                    audit.REVIEW_WITHDRAWN,
+                    after.workflow,
+                    after.run_id,
+                    data={"review_id": after.id, "action": after.action},
+                )
+            ]
+
+        def withdraw(review_id: str, now: dt.datetime) -> Callable[[Review], Review]:
+            reason = f"attempt {run.attempt} was discarded and retried"
+            return lambda review: review.withdraw(now, reason)
+
         def before_sleep(state: tenacity.RetryCallState) -> None:
+            note(state)
+            for review_id in discard_attempt():
+                now = governance.clock.now()
+                # One decided in the instant since it was asked stands.
+                with contextlib.suppress(ReviewDecisionRefused):
+                    governance.store.update_review(
+                        review_id, withdraw(review_id, now), withdraw_events
+                    )
+            run.attempt += 1
+
+        async def abefore_sleep(state: tenacity.RetryCallState) -> None:
+            note(state)
+            for review_id in discard_attempt():
+                now = governance.clock.now()
+                with contextlib.suppress(ReviewDecisionRefused):
+                    await governance.store.aupdate_review(
+                        review_id, withdraw(review_id, now), withdraw_events
+                    )
+            run.attempt += 1
+
+        def note(state: tenacity.RetryCallState) -> None:
             error = failure(state)
             if isinstance(error, RetryOutput):
                 run.previous_issues = tuple(error.issues)
@@ -580,13 +625,12 @@ class Engine:
             )
             if run._telemetry is not None:
                 run._telemetry.attempt_failed(run, run.attempt, reason)
-            run.attempt += 1
 
         options: dict[str, Any] = {
             "retry": retry,
             "stop": stop,
             "wait": wait,
-            "before_sleep": before_sleep,
+            "before_sleep": abefore_sleep if asynchronous else before_sleep,
             "reraise": True,
         }
         return (tenacity.AsyncRetrying if asynchronous else tenacity.Retrying)(**options)

@@ -26,6 +26,7 @@ REVIEW_REQUESTED = "review_requested"
 REVIEW_DECIDED = "review_decided"
 REVIEW_ESCALATED = "review_escalated"
 REVIEW_EXPIRED = "review_expired"
+REVIEW_WITHDRAWN = "review_withdrawn"
 ACTION_EXECUTED = "action_executed"
 ACTION_FAILED = "action_failed"
 ACTION_UNKNOWN = "action_unknown"
@@ -47,6 +48,7 @@ _LEVELS = {
     REVIEW_DECIDED: "info",
     REVIEW_ESCALATED: "warning",
     REVIEW_EXPIRED: "warning",
+    REVIEW_WITHDRAWN: "info",
     ACTION_EXECUTED: "info",
     ACTION_FAILED: "error",
     ACTION_UNKNOWN: "error",

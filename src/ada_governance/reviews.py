@@ -11,13 +11,14 @@ States of a review::
     pending ──approve (enough approvals)──▶ approved
        │  ├──approve (more needed)──▶ pending
        │  ├──reject──▶ rejected
+       │  ├──the requesting attempt is retried──▶ withdrawn
        │  └──deadline──▶ escalated (pending, new roles and deadline) | expired
 
 States of the action behind it (``execution``)::
 
     waiting ──approved──▶ ready ──claim──▶ claimed ──done──▶ succeeded | failed
        │                                      └──lease expires──▶ unknown
-       └──rejected / expired──▶ skipped          (an idempotent action: ready again)
+       └──rejected / expired / withdrawn──▶ skipped  (an idempotent action: ready again)
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class ReviewStatus(str, Enum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+    """The run that requested it discarded the attempt (a rejected output it retried)."""
 
 
 class ExecutionStatus(str, Enum):
@@ -463,6 +466,26 @@ class Review:
             execution=(
                 ExecutionStatus.SKIPPED if self.kind is ReviewKind.APPROVAL else self.execution
             ),
+        )
+
+    def withdraw(self, now: dt.datetime, reason: str) -> Review:
+        """This review withdrawn by the run that requested it (the attempt that asked
+        was discarded and retried); the action never runs.
+
+        Raises:
+            ReviewNotPending: It was decided already.
+        """
+        if self.status is not ReviewStatus.PENDING:
+            raise ReviewNotPending(
+                f"review {self.id} is {self.status.value}; only a pending review can be withdrawn",
+                review_id=self.id,
+            )
+        decision = Decision("run", (), "withdraw", now, reason)
+        return dataclasses.replace(
+            self,
+            decisions=(*self.decisions, decision),
+            status=ReviewStatus.WITHDRAWN,
+            execution=ExecutionStatus.SKIPPED,
         )
 
     def claim(self, worker: str, now: dt.datetime, lease: dt.timedelta) -> Review:

@@ -23,11 +23,13 @@ RUN_SPAN = "invoke_workflow speed_to_lead"
 CHAT_SPAN = "chat local-drafter-1"
 OWNER = "Dana Whitfield, VP Sales"
 # The example's leads: trigger id -> (event type, how the run ends, outcome ref).
+# Drafted runs wait for the SDR to approve their email: they end pending review.
 TRIGGERS = {
-    "form-1041": ("form_fill", RunStatus.SUCCEEDED, "crm:activity:L-1041"),
-    "call-7731": ("missed_call", RunStatus.SUCCEEDED, "crm:activity:L-1042"),
+    "form-1041": ("form_fill", RunStatus.PENDING_REVIEW, "crm:activity:L-1041"),
+    "call-7731": ("missed_call", RunStatus.PENDING_REVIEW, "crm:activity:L-1042"),
     "form-1043": ("form_fill", RunStatus.FAILED, None),  # exception path: ValidationError
     "form-1044": ("form_fill", RunStatus.REFUSED, None),  # the consent check refuses it
+    "call-7732": ("missed_call", RunStatus.PENDING_REVIEW, "crm:activity:L-1045"),
 }
 SPANS_TIMEOUT = 30.0
 
@@ -166,7 +168,17 @@ def test_example_spans_reach_phoenix(phoenix: str, tmp_path: Path) -> None:
         assert sum(a["gen_ai.usage.input_tokens"] for a in own) == row.input_tokens
         assert sum(a["gen_ai.usage.output_tokens"] for a in own) == row.output_tokens
 
-    # Nothing else went astray: every span belongs to the trace of one of the runs.
+    # The two emails the SDR approved were sent later, each in a trace of its own (linked
+    # to its run's span, never a span held open while the SDR decided). Nothing else went
+    # astray: every other span belongs to the trace of one of the runs.
     traces = {span["context"]["trace_id"] for span in runs}
     assert len(traces) == len(runs)
-    assert {span["context"]["trace_id"] for span in spans} == traces
+    sends = [span for span in spans if span["name"] == "execute_tool send_email"]
+    assert len(sends) == 2, [span["name"] for span in spans]
+    for send in sends:
+        assert send["parent_id"] is None
+        assert send["context"]["trace_id"] not in traces
+        assert send["attributes"]["ada.run.id"] in {row.run_id for row in ledger.values()}
+        assert send["attributes"]["ada.action.status"] == "succeeded"
+    others = [span for span in spans if span not in sends]
+    assert {span["context"]["trace_id"] for span in others} == traces

@@ -117,11 +117,11 @@ def test_example_serves_its_metrics(serving_example: dict[str, Any]) -> None:
     families = scrape(serving_example["url"])
     ledger = serving_example["ledger"]
     statuses = [row.status.value for row in ledger]
-    assert statuses == ["succeeded", "succeeded", "failed", "refused"]
+    assert statuses == ["pending_review", "pending_review", "failed", "refused", "pending_review"]
 
     runs = families["ada_runs"]
     assert runs.type == "counter"
-    assert value(runs, "ada_runs_total", ada_run_status="succeeded", **WORKFLOW) == 2
+    assert value(runs, "ada_runs_total", ada_run_status="pending_review", **WORKFLOW) == 3
     assert value(runs, "ada_runs_total", ada_run_status="failed", **WORKFLOW) == 1
     assert value(runs, "ada_runs_total", ada_run_status="refused", **WORKFLOW) == 1
 
@@ -136,7 +136,7 @@ def test_example_serves_its_metrics(serving_example: dict[str, Any]) -> None:
     duration = families["gen_ai_invoke_workflow_duration_seconds"]
     assert duration.type == "histogram"
     name = "gen_ai_invoke_workflow_duration_seconds_count"
-    assert value(duration, name, gen_ai_operation_name="invoke_workflow", **WORKFLOW) == 3
+    assert value(duration, name, gen_ai_operation_name="invoke_workflow", **WORKFLOW) == 4
     assert value(duration, name, error_type="ValidationError", **WORKFLOW) == 1
 
     tokens = families["gen_ai_client_token_usage"]
@@ -152,9 +152,14 @@ def test_example_serves_its_metrics(serving_example: dict[str, Any]) -> None:
         assert value(tokens, "gen_ai_client_token_usage_count", **labels) == calls
         assert value(tokens, "gen_ai_client_token_usage_sum", **labels) == used
 
-    cycle_time = families["ada_run_cycle_time_seconds"]
-    assert cycle_time.type == "histogram"
-    assert value(cycle_time, "ada_run_cycle_time_seconds_count", **WORKFLOW) == 2
+    # Cycle time is recorded for runs that reached their outcome; these wait for review.
+    assert "ada_run_cycle_time_seconds" not in families
+
+    decisions = families["ada_review_decisions"]
+    assert decisions.type == "counter"
+    approved = value(decisions, "ada_review_decisions_total", ada_review_decision="approve")
+    assert approved == 2
+    assert value(decisions, "ada_review_decisions_total", ada_review_decision="reject") == 1
 
     target = families["target_info"]
     assert value(target, "target_info", service_name="speed_to_lead") == 1
