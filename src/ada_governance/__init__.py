@@ -34,6 +34,7 @@ from .exceptions import (
 )
 from .governance import Governance, Notifier, configure, get_governance
 from .measurement import Baseline, Direction, Metric
+from .notify import NotificationFailed, StructlogNotifier, WebhookNotifier, verify_signature
 from .outputs import OnFail, OutputIssue, OutputStandard
 from .readiness import DEPLOYMENT_REQUIRES, Element, Readiness, Verdict, readiness
 from .records import (
@@ -115,6 +116,7 @@ __all__ = [
     "NoActiveRun",
     "NotAReviewer",
     "NotClaimable",
+    "NotificationFailed",
     "Notifier",
     "OnFail",
     "OnTimeout",
@@ -154,6 +156,7 @@ __all__ = [
     "StopRule",
     "Store",
     "StoreError",
+    "StructlogNotifier",
     "SystemClock",
     "SystemOfRecord",
     "Trigger",
@@ -162,6 +165,7 @@ __all__ = [
     "UnapprovedSourceError",
     "UsageError",
     "Verdict",
+    "WebhookNotifier",
     "Workflow",
     "WorkflowNotRunnable",
     "WorkflowPaused",
@@ -179,5 +183,6 @@ __all__ = [
     "load_workflows",
     "open_store",
     "readiness",
+    "verify_signature",
     "with_current_context",
 ]

@@ -429,6 +429,8 @@ def configure(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
     capture_content: bool = False,
+    reviewer_roles: Mapping[str, Iterable[str]] | Callable[[str], Iterable[str]] | None = None,
+    notifiers: Iterable[Notifier] = (),
 ) -> Governance:
     """Set the process-wide governance used by decorators not given one explicitly.
 
@@ -444,6 +446,8 @@ def configure(
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
         capture_content=capture_content,
+        reviewer_roles=reviewer_roles,
+        notifiers=notifiers,
     )
     with _default_lock:
         previous, _default = _default, governance
