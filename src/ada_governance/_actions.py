@@ -8,6 +8,7 @@ steps (generators) that `_engine.drive` and `_engine.adrive` answer.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import os
 import socket
 from collections.abc import Callable
@@ -442,10 +443,15 @@ def execute(
     fn: Callable[..., Any],
     worker: str,
     lease: dt.timedelta,
+    *,
+    asynchronous: bool,
 ) -> Steps[Review | None]:
     """Claim an approved action and run it exactly once; return the finished review, or
-    ``None`` when it could not be claimed (another process has it, or it is not ready)
-    or its workflow is paused (it stays ready)."""
+    ``None`` when it could not be claimed (another process has it, or it is not ready),
+    its workflow is paused, or its code is async and this is sync code (it stays ready
+    for an async caller)."""
+    if not asynchronous and inspect.iscoroutinefunction(fn):
+        return None
     state = yield (_STORE, "get_state", (review.workflow,), _NO_KWARGS)
     if state is not None and effective_stage_is_stopped(state.stage):
         return None
@@ -463,11 +469,11 @@ def execute(
     span = telemetry.start_action(claimed)
     error: str | None = None
     result: Any = None
-    if payload_hash(claimed.payload) != claimed.payload_sha256:
-        # The stored payload is not the one approved: never run it.
+    if not claimed.approved_payload:
+        # The stored payload is not the one the approvals were given for: never run it.
         error = _describe(
             PayloadChanged(
-                f"the payload of review {claimed.id} does not match its approved hash",
+                f"the payload of review {claimed.id} is not the one its reviewers approved",
                 review_id=claimed.id,
             )
         )
@@ -483,16 +489,35 @@ def execute(
             error = _describe(exc)
     finished_at = governance.clock.now()
     kind = audit.ACTION_FAILED if error is not None else audit.ACTION_EXECUTED
-    finished: Review = yield (
-        _STORE,
-        "update_review",
-        (
-            claimed.id,
-            lambda r: r.finish(worker, finished_at, result=result, error=error),
-            decided_events(kind, worker),
-        ),
-        _NO_KWARGS,
-    )
+    try:
+        finished: Review = yield (
+            _STORE,
+            "update_review",
+            (
+                claimed.id,
+                lambda r: r.finish(worker, finished_at, result=result, error=error),
+                decided_events(kind, worker),
+            ),
+            _NO_KWARGS,
+        )
+    except NotClaimable:
+        # The lease lapsed while the action ran and another process settled it (as
+        # unknown): leave that, and record what actually happened for whoever resolves it.
+        late = AuditEvent(
+            finished_at,
+            audit.ACTION_FINISHED_LATE,
+            claimed.workflow,
+            claimed.run_id,
+            actor=worker,
+            data={
+                "review_id": claimed.id,
+                "action": claimed.action,
+                "error": error,
+                "result": result,
+            },
+        )
+        yield (_STORE, "append_audit", (late,), _NO_KWARGS)
+        finished = yield from _get(claimed.id)
     telemetry.end_action(span, finished)
     return finished
 
@@ -517,12 +542,16 @@ def _get(review_id: str) -> Steps[Review]:
     return review  # type: ignore[no-any-return]
 
 
-def _run_here(governance: Governance, review: Review, worker: str) -> Steps[Review]:
+def _run_here(
+    governance: Governance, review: Review, worker: str, asynchronous: bool
+) -> Steps[Review]:
     """Run an approved action now if this process has its code; else leave it ready."""
     found = registered_action(review.workflow, review.action)
     if review.execution is not ExecutionStatus.READY or found is None:
         return review
-    finished = yield from execute(governance, review, found[0], worker, DEFAULT_LEASE)
+    finished = yield from execute(
+        governance, review, found[0], worker, DEFAULT_LEASE, asynchronous=asynchronous
+    )
     return finished if finished is not None else review
 
 
@@ -535,6 +564,7 @@ def approve(
     edits: Any,
     comment: str | None,
     expected_sha256: str | None,
+    asynchronous: bool = False,
 ) -> Steps[Review]:
     """Approve a review (with edits); once approved, run the action here if registered."""
     before = yield from _get(review_id)
@@ -554,7 +584,7 @@ def approve(
     )
     governance.telemetry.review_decided(after)
     governance._notify("decided", after)
-    return (yield from _run_here(governance, after, worker_name()))
+    return (yield from _run_here(governance, after, worker_name(), asynchronous))
 
 
 def reject(
@@ -665,7 +695,11 @@ def _timeout_events(now: dt.datetime) -> Callable[[Review, Review], list[AuditEv
 
 
 def run_actions(
-    governance: Governance, worker: str, lease: dt.timedelta, limit: int | None
+    governance: Governance,
+    worker: str,
+    lease: dt.timedelta,
+    limit: int | None,
+    asynchronous: bool = False,
 ) -> Steps[list[Review]]:
     """Settle lapsed claims, then claim and run every ready action whose code is
     registered in this process. Returns the reviews this call finished or settled."""
@@ -703,7 +737,9 @@ def run_actions(
         found = registered_action(review.workflow, review.action)
         if found is None:
             continue
-        finished = yield from execute(governance, review, found[0], worker, lease)
+        finished = yield from execute(
+            governance, review, found[0], worker, lease, asynchronous=asynchronous
+        )
         if finished is not None:
             done.append(finished)
     return done

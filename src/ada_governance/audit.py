@@ -30,6 +30,7 @@ REVIEW_WITHDRAWN = "review_withdrawn"
 ACTION_EXECUTED = "action_executed"
 ACTION_FAILED = "action_failed"
 ACTION_UNKNOWN = "action_unknown"
+ACTION_FINISHED_LATE = "action_finished_late"
 
 _LEVELS = {
     RUN_REFUSED: "warning",
@@ -52,6 +53,7 @@ _LEVELS = {
     ACTION_EXECUTED: "info",
     ACTION_FAILED: "error",
     ACTION_UNKNOWN: "error",
+    ACTION_FINISHED_LATE: "error",
 }
 
 logger = structlog.get_logger("ada_governance")

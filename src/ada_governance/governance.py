@@ -307,6 +307,7 @@ class Governance:
             edits=edits,
             comment=comment,
             expected_sha256=expected_sha256,
+            asynchronous=True,
         )
         return await adrive(steps, self.store)
 
@@ -375,7 +376,8 @@ class Governance:
         checked against the approved hash, it runs, and how it went is recorded. A claim
         whose lease lapsed (its process died) becomes ``unknown`` for a person to
         resolve, or ready again if the action is idempotent. A paused workflow's
-        actions stay ready and are not run.
+        actions stay ready and are not run, and so do actions whose code is async: run
+        those with `arun_actions`.
 
         Returns:
             The reviews whose actions this call ran or settled.
@@ -390,8 +392,10 @@ class Governance:
         lease: dt.timedelta = queue.DEFAULT_LEASE,
         limit: int | None = None,
     ) -> list[Review]:
-        """Async twin of `run_actions`."""
-        steps = queue.run_actions(self, worker or queue.worker_name(), lease, limit)
+        """Async twin of `run_actions`; it also runs actions whose code is async."""
+        steps = queue.run_actions(
+            self, worker or queue.worker_name(), lease, limit, asynchronous=True
+        )
         return await adrive(steps, self.store)
 
     def _notify(self, kind: str, review: Review) -> None:

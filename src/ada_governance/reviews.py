@@ -236,6 +236,17 @@ class Review:
         )
 
     @property
+    def approved_payload(self) -> bool:
+        """Whether the payload as it stands carries every approval it needs: what the
+        action may run with. A payload changed in the store (with or without its hash)
+        carries none."""
+        digest = payload_hash(self.payload)
+        approvals = sum(
+            1 for d in self.decisions if d.verdict == "approve" and d.payload_sha256 == digest
+        )
+        return digest == self.payload_sha256 and approvals >= self.approvals_required
+
+    @property
     def edited(self) -> bool:
         """Whether a reviewer changed the payload."""
         return self.payload_sha256 != payload_hash(self.original_payload)
@@ -323,7 +334,16 @@ class Review:
 
     # --- transitions (pure) -----------------------------------------------------------
 
-    def _authorise(self, reviewer: str, roles: tuple[str, ...]) -> tuple[str, ...]:
+    def _authorise(
+        self, reviewer: str, roles: tuple[str, ...], kind: ReviewKind = ReviewKind.APPROVAL
+    ) -> tuple[str, ...]:
+        if self.kind is not kind:
+            use = "judge" if self.kind is ReviewKind.SAMPLE else "approve or reject"
+            raise ReviewDecisionRefused(
+                f"review {self.id} is a{'' if self.kind is ReviewKind.SAMPLE else 'n'} "
+                f"{self.kind.value} review: {use} it",
+                review_id=self.id,
+            )
         if self.status is not ReviewStatus.PENDING:
             raise ReviewNotPending(
                 f"review {self.id} is {self.status.value}; only a pending review can be decided",
@@ -430,8 +450,13 @@ class Review:
         correct: bool,
         comment: str | None = None,
     ) -> Review:
-        """A sampled review's verdict: was the autonomous action right?"""
-        held = self._authorise(reviewer, roles)
+        """A sampled review's verdict: was the autonomous action right?
+
+        Raises:
+            ReviewDecisionRefused: It is not a sampled review, or the reviewer may not
+                decide it.
+        """
+        held = self._authorise(reviewer, roles, ReviewKind.SAMPLE)
         verdict = "correct" if correct else "incorrect"
         decision = Decision(reviewer, held, verdict, now, comment, self.payload_sha256)
         return dataclasses.replace(
