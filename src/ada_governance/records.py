@@ -19,6 +19,7 @@ __all__ = [
     "AuditEvent",
     "RunRecord",
     "RunStatus",
+    "Reservation",
     "SourceRead",
     "TriggerEvent",
     "WorkflowState",
@@ -222,3 +223,27 @@ class AuditEvent:
     actor: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A share of a limit held by a run: budget it may spend, or a place under a run cap.
+
+    A run reserves its declared maximum before it starts and settles to what it really
+    used when it ends, so concurrent runs can never together pass the limit.
+
+    Attributes:
+        id: The reservation's id.
+        workflow: The workflow's name.
+        rule: Which limit (``budget:usd:day``, ``run_cap``...).
+        amount: How much it holds (USD, tokens or runs).
+        created_at: When it was made; limits count reservations made in their window.
+        run_id: The run that holds it.
+    """
+
+    id: str
+    workflow: str
+    rule: str
+    amount: float
+    created_at: dt.datetime
+    run_id: str | None = None

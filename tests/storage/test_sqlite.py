@@ -185,11 +185,11 @@ def schema_version(path: Path) -> int:
         raw.close()
 
 
-def test_new_file_is_at_schema_version_2(tmp_path: Path) -> None:
-    """A new file is created at the current schema, version 2, with the reviews table."""
-    assert SCHEMA_VERSION == len(_MIGRATIONS) == 2
+def test_new_file_is_at_the_current_schema_version(tmp_path: Path) -> None:
+    """A new file is created at the current schema, version 3, with every table."""
+    assert SCHEMA_VERSION == len(_MIGRATIONS) == 3
     SQLiteStore(tmp_path / "g.db").get_state("w")
-    assert schema_version(tmp_path / "g.db") == 2
+    assert schema_version(tmp_path / "g.db") == 3
     with sqlite3.connect(tmp_path / "g.db") as raw:
         columns = [row[1] for row in raw.execute("PRAGMA table_info(reviews)")]
         indexes = {row[1] for row in raw.execute("PRAGMA index_list(reviews)")}
@@ -206,7 +206,7 @@ def test_new_file_is_at_schema_version_2(tmp_path: Path) -> None:
     assert {"reviews_workflow_status", "reviews_execution"} <= indexes
 
 
-def test_schema_1_file_migrates_to_2_on_open(tmp_path: Path) -> None:
+def test_schema_1_file_migrates_to_the_current_version_on_open(tmp_path: Path) -> None:
     """A file written at schema 1 (runs, state, audit; no reviews) is migrated to 2 when
     a store opens it: its data is kept and reviews can be created."""
     path = tmp_path / "g.db"
@@ -261,7 +261,7 @@ def test_schema_1_file_migrates_to_2_on_open(tmp_path: Path) -> None:
         assert [e.event for e in store.list_audit()] == ["run_succeeded", "review_requested"]
     finally:
         store.close()
-    assert schema_version(path) == 2
+    assert schema_version(path) == SCHEMA_VERSION
 
 
 def test_newer_schema_version_is_refused(tmp_path: Path) -> None:

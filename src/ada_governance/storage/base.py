@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..exceptions import GovernanceError
-from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from ..records import AuditEvent, Reservation, RunRecord, RunStatus, WorkflowState
 
 if TYPE_CHECKING:
     from ..reviews import ExecutionStatus, Review, ReviewStatus
@@ -125,6 +125,26 @@ class Store(Protocol):
         """
         ...
 
+    def reserve(self, reservation: Reservation, limit: float, since: dt.datetime) -> bool:
+        """Hold ``reservation`` if the limit allows it, in one transaction.
+
+        Sums the amounts of the reservations for the same workflow and rule made at or
+        after ``since``; if that sum plus ``reservation.amount`` is at most ``limit``, the
+        reservation is stored and ``True`` returned; otherwise nothing is stored and
+        ``False`` returned. No two reservations for one workflow and rule interleave, in
+        any process, so concurrent runs can never together pass the limit.
+        """
+        ...
+
+    def settle(self, reservation_id: str, amount: float) -> None:
+        """Replace a reservation's amount with what was really used (0 releases it)."""
+        ...
+
+    def reserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
+        """The sum of the reservations for ``workflow`` and ``rule`` made at or after
+        ``since``."""
+        ...
+
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
         ...
@@ -195,6 +215,18 @@ class Store(Protocol):
         events: Callable[[Review, Review], Sequence[AuditEvent]] | None = None,
     ) -> Review:
         """Async twin of `update_review`."""
+        ...
+
+    async def areserve(self, reservation: Reservation, limit: float, since: dt.datetime) -> bool:
+        """Async twin of `reserve`."""
+        ...
+
+    async def asettle(self, reservation_id: str, amount: float) -> None:
+        """Async twin of `settle`."""
+        ...
+
+    async def areserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
+        """Async twin of `reserved`."""
         ...
 
     async def aclose(self) -> None:
@@ -291,6 +323,18 @@ class SyncStoreBase:
     ) -> Review:
         """Async twin of ``update_review``."""
         return await self._call("update_review", review_id, change, events)  # type: ignore[return-value]
+
+    async def areserve(self, reservation: Reservation, limit: float, since: dt.datetime) -> bool:
+        """Async twin of ``reserve``."""
+        return await self._call("reserve", reservation, limit, since)  # type: ignore[return-value]
+
+    async def asettle(self, reservation_id: str, amount: float) -> None:
+        """Async twin of ``settle``."""
+        await self._call("settle", reservation_id, amount)
+
+    async def areserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
+        """Async twin of ``reserved``."""
+        return await self._call("reserved", workflow, rule, since)  # type: ignore[return-value]
 
     async def aclose(self) -> None:
         """Async twin of ``close``."""

@@ -7,7 +7,7 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Sequence
 
-from ..records import AuditEvent, RunRecord, RunStatus, WorkflowState
+from ..records import AuditEvent, Reservation, RunRecord, RunStatus, WorkflowState
 from ..reviews import ExecutionStatus, Review, ReviewStatus
 from .base import StoreError, SyncStoreBase, check_limit
 
@@ -59,6 +59,7 @@ class MemoryStore(SyncStoreBase):
         self._runs: dict[str, RunRecord] = {}
         self._audit: list[AuditEvent] = []
         self._reviews: dict[str, Review] = {}
+        self._reservations: dict[str, Reservation] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -195,6 +196,36 @@ class MemoryStore(SyncStoreBase):
             for event in new_events:
                 self._append(event)
             return after
+
+    # --- reservations ----------------------------------------------------------------------
+
+    def reserve(self, reservation: Reservation, limit: float, since: dt.datetime) -> bool:
+        with self._lock:
+            self._check_open()
+            held = self._sum(reservation.workflow, reservation.rule, since)
+            if held + reservation.amount > limit:
+                return False
+            self._reservations[reservation.id] = reservation
+            return True
+
+    def settle(self, reservation_id: str, amount: float) -> None:
+        with self._lock:
+            self._check_open()
+            found = self._reservations.get(reservation_id)
+            if found is not None:
+                self._reservations[reservation_id] = dataclasses.replace(found, amount=amount)
+
+    def reserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
+        with self._lock:
+            self._check_open()
+            return self._sum(workflow, rule, since)
+
+    def _sum(self, workflow: str, rule: str, since: dt.datetime) -> float:
+        return sum(
+            r.amount
+            for r in self._reservations.values()
+            if r.workflow == workflow and r.rule == rule and r.created_at >= since
+        )
 
     def close(self) -> None:
         self._closed = True

@@ -24,7 +24,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..records import AuditEvent, RunRecord, RunStatus, SourceRead, WorkflowState
+from ..records import (
+    AuditEvent,
+    Reservation,
+    RunRecord,
+    RunStatus,
+    SourceRead,
+    WorkflowState,
+)
 from ..reviews import ExecutionStatus, Review, ReviewStatus
 from ..workflow import Stage
 from .base import StoreError, SyncStoreBase, check_limit
@@ -101,6 +108,17 @@ _MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX reviews_workflow_status ON reviews (workflow, status)",
         "CREATE INDEX reviews_execution ON reviews (execution)",
     ),
+    (
+        """CREATE TABLE reservations (
+            id TEXT PRIMARY KEY,
+            workflow TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            amount REAL NOT NULL,
+            created_at TEXT NOT NULL,
+            run_id TEXT
+        )""",
+        "CREATE INDEX reservations_window ON reservations (workflow, rule, created_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -139,6 +157,16 @@ _INSERT_RUN = (
     " ON CONFLICT (workflow, started_at, run_id) DO NOTHING"
 )
 _SELECT_RUNS = f"SELECT {_RUN_COLUMNS} FROM runs"
+
+_SUM_RESERVED = (
+    "SELECT COALESCE(SUM(amount), 0.0) FROM reservations"
+    " WHERE workflow = ? AND rule = ? AND created_at >= ?"
+)
+_INSERT_RESERVATION = (
+    "INSERT INTO reservations (id, workflow, rule, amount, created_at, run_id)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SETTLE_RESERVATION = "UPDATE reservations SET amount = ? WHERE id = ?"
 
 _INSERT_AUDIT = (
     "INSERT INTO audit (at, event, workflow, run_id, actor, data) VALUES (?, ?, ?, ?, ?, ?)"
@@ -650,6 +678,53 @@ class SQLiteStore(SyncStoreBase):
             return Review.from_dict(json.loads(text))
         except (ValueError, KeyError, TypeError) as error:
             raise self._unreadable(what, error) from error
+
+    # --- reservations -------------------------------------------------------------------
+
+    def reserve(self, reservation: Reservation, limit: float, since: dt.datetime) -> bool:
+        """Hold ``reservation`` if the limit allows, in one ``BEGIN IMMEDIATE`` transaction
+        (which no other writer, in any process, can interleave with)."""
+        row = (
+            reservation.id,
+            reservation.workflow,
+            reservation.rule,
+            float(reservation.amount),
+            _time_text(reservation.created_at),
+            reservation.run_id,
+        )
+        window = (reservation.workflow, reservation.rule, _time_text(since))
+        held: list[bool] = []
+
+        def work(connection: sqlite3.Connection) -> None:
+            (total,) = connection.execute(_SUM_RESERVED, window).fetchone()
+            if total + reservation.amount > limit:
+                held.append(False)
+                return
+            connection.execute(_INSERT_RESERVATION, row)
+            held.append(True)
+
+        self._write(f"reserve {reservation.rule!r} for {reservation.workflow!r}", work)
+        return held[0]
+
+    def settle(self, reservation_id: str, amount: float) -> None:
+        """Replace a reservation's amount with what was really used."""
+
+        def work(connection: sqlite3.Connection) -> None:
+            connection.execute(_SETTLE_RESERVATION, (float(amount), reservation_id))
+
+        self._write(f"settle reservation {reservation_id!r}", work)
+
+    def reserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
+        """The sum of the reservations for ``workflow`` and ``rule`` since ``since``."""
+        try:
+            (total,) = (
+                self._connection()
+                .execute(_SUM_RESERVED, (workflow, rule, _time_text(since)))
+                .fetchone()
+            )
+        except sqlite3.Error as error:
+            raise self._error(f"read reservations of {workflow!r}", error) from error
+        return float(total)
 
     def create_review(self, review: Review, events: Sequence[AuditEvent] = ()) -> None:
         """Add a review to the queue, with its audit events, in one transaction.
