@@ -149,7 +149,7 @@ def full_workflow() -> Workflow:
         ],
         stop_rules=[
             KillSwitch(description="Sales ops pulls it."),
-            Budget(limit=25, unit="usd", window="day"),
+            Budget(limit=25, per_run=0.5, unit="usd", window="day"),
             RunCap(max_runs=200, window="7d"),
             ErrorRate(max_rate=0.1),
             ExceptionVolume(max_count=5),
@@ -217,8 +217,14 @@ MODELS = [
     pytest.param(KillSwitch, {}, {"kind": "kill_switch", "description": ""}, id="KillSwitch"),
     pytest.param(
         Budget,
-        {"limit": 50},
-        {"kind": "budget", "limit": 50.0, "unit": BudgetUnit.USD, "window": BudgetWindow.DAY},
+        {"limit": 50, "per_run": 2},
+        {
+            "kind": "budget",
+            "limit": 50.0,
+            "per_run": 2.0,
+            "unit": BudgetUnit.USD,
+            "window": BudgetWindow.DAY,
+        },
         id="Budget",
     ),
     pytest.param(
@@ -662,7 +668,7 @@ def all_wrong_data() -> dict[str, Any]:
             {"name": "send_email", "risk": "autonomous"},
             {"name": "send_email", "risk": "autonomous"},
         ],
-        "stop_rules": [{"kind": "budget", "limit": -1}],
+        "stop_rules": [{"kind": "budget", "limit": -1, "per_run": 1}],
     }
 
 
@@ -973,8 +979,8 @@ def test_yaml_problems_name_the_file_and_the_line_of_the_offending_key(tmp_path:
           - name: send_email
             risk: autonomous
         stop_rules:
-          - kind: budget
-            limit: -1
+          - {kind: budget, per_run: 1,
+             limit: -1}
           - kind: run_cap
             max_runs: 3
         """,
@@ -1415,8 +1421,8 @@ def test_invalid_field_rule_condition_is_reported_with_the_others(tmp_path: Path
             op: bigger
             value: 500
         stop_rules:
-          - kind: budget
-            limit: -1
+          - {kind: budget, per_run: 1,
+             limit: -1}
         """,
     )
 

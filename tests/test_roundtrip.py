@@ -84,6 +84,7 @@ stop_rules = st.one_of(
     st.builds(
         Budget,
         limit=positive,
+        per_run=positive,
         unit=st.sampled_from(BudgetUnit),
         window=st.sampled_from(BudgetWindow),
     ),

@@ -98,7 +98,7 @@ SPEED_TO_LEAD = Workflow(
     ),
     stop_rules=(
         KillSwitch(description="Dana or the SDR lead pauses it with `ada-governance pause`."),
-        Budget(limit=25, window="day"),
+        Budget(limit=25, per_run=0.05, window="day"),
         RunCap(max_runs=500, window=dt.timedelta(days=7)),
         ErrorRate(max_rate=0.2, window=dt.timedelta(hours=1)),
         RejectionRate(max_rate=0.3),

@@ -25,6 +25,7 @@ from .exceptions import (
     RequiredSourceNotRead,
     RunRefused,
     StaleSourceError,
+    StopRuleTripped,
     TriggerRefused,
     UnapprovedSourceError,
     UsageError,
@@ -39,6 +40,7 @@ from .outputs import OnFail, OutputIssue, OutputStandard
 from .readiness import DEPLOYMENT_REQUIRES, Element, Readiness, Verdict, readiness
 from .records import (
     AuditEvent,
+    Reservation,
     RunRecord,
     RunStatus,
     SourceRead,
@@ -76,6 +78,7 @@ from .stops import (
     RunCap,
     SlaBreachRate,
     StopRule,
+    Trip,
 )
 from .storage import MemoryStore, SQLiteStore, Store, StoreError, open_store
 from .workflow import ExceptionPath, Owner, Stage, SystemOfRecord, Trigger, Workflow
@@ -131,6 +134,7 @@ __all__ = [
     "Readiness",
     "RejectionRate",
     "RequiredSourceNotRead",
+    "Reservation",
     "RetryPolicy",
     "Review",
     "ReviewDecisionRefused",
@@ -154,6 +158,7 @@ __all__ = [
     "Stage",
     "StaleSourceError",
     "StopRule",
+    "StopRuleTripped",
     "Store",
     "StoreError",
     "StructlogNotifier",
@@ -162,6 +167,7 @@ __all__ = [
     "Trigger",
     "TriggerEvent",
     "TriggerRefused",
+    "Trip",
     "UnapprovedSourceError",
     "UsageError",
     "Verdict",

@@ -18,7 +18,17 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import audit
 from ._declaration import import_object, import_path_of
-from ._engine import _CALL, _CALL_IN_RUN, _NO_KWARGS, _STORE, Steps, _describe, _new_id
+from ._engine import (
+    _CALL,
+    _CALL_IN_RUN,
+    _NO_KWARGS,
+    _STORE,
+    WORKFLOWS,
+    Steps,
+    _describe,
+    _new_id,
+    check_review_rules,
+)
 from .actions import Action, RiskBoundary
 from .checks import check_reason
 from .exceptions import ActionForbidden, CheckFailed, InvalidPayload, UsageError
@@ -604,6 +614,9 @@ def reject(
     )
     governance.telemetry.review_decided(after)
     governance._notify("decided", after)
+    declared = WORKFLOWS.get(after.workflow)
+    if declared is not None:
+        yield from check_review_rules(governance, declared, now)
     return after
 
 

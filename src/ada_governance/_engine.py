@@ -27,13 +27,29 @@ from .exceptions import (
     GovernanceUnavailable,
     OutputRejected,
     RequiredSourceNotRead,
+    StopRuleTripped,
     TriggerRefused,
     UsageError,
 )
 from .outputs import OnFail, OutputIssue, check_schema, validator_issues
-from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
+from .records import AuditEvent, Reservation, RunRecord, RunStatus, TriggerEvent
 from .reviews import Review, ReviewDecisionRefused
 from .run import _CURRENT, ExceptionRecord, Run, _activate, _deactivate
+from .stops import (
+    Budget,
+    BudgetUnit,
+    ErrorRate,
+    ExceptionVolume,
+    RejectionRate,
+    RunCap,
+    SlaBreachRate,
+    Trip,
+    limit_trip,
+    reservation_rule,
+    review_trip,
+    run_trip,
+    window_start,
+)
 from .storage import Store
 
 if TYPE_CHECKING:
@@ -60,6 +76,10 @@ class _NoFallback:
 
 NO_FALLBACK = _NoFallback()
 _MESSAGE_LIMIT = 500
+
+WORKFLOWS: dict[str, Workflow] = {}
+"""The workflows governed in this process, by name: stop rules about reviews are checked
+where their decisions are made, if the workflow is known there."""
 
 
 class RetryOutput(Exception):
@@ -160,10 +180,13 @@ class Engine:
         "finishing",
         "governance",
         "handler",
+        "limit_rules",
         "owner",
         "required_sources",
         "retry_policy",
+        "review_rules",
         "route_to",
+        "run_rules",
         "signature",
         "span_attributes",
         "standard",
@@ -205,6 +228,14 @@ class Engine:
         self.handler = path.handler if path else None
         self.fallback = path.fallback if path else None
         self.checks = workflow.checks
+        self.limit_rules = tuple(r for r in workflow.stop_rules if isinstance(r, (Budget, RunCap)))
+        self.run_rules = tuple(
+            r
+            for r in workflow.stop_rules
+            if isinstance(r, (ErrorRate, ExceptionVolume, SlaBreachRate))
+        )
+        self.review_rules = tuple(r for r in workflow.stop_rules if isinstance(r, RejectionRate))
+        WORKFLOWS[workflow.name] = workflow
         standard = workflow.output_standard
         self.standard = (
             standard if standard is not None and (standard.schema_ or standard.validators) else None
@@ -356,6 +387,8 @@ class Engine:
             audit.log_event(event_row, self.owner)
             telemetry.refused(run, record, refusal.error.__name__, refusal.message)
             raise refusal.error(refusal.message, workflow=workflow.name, run_id=run.id)
+        for rule in self.limit_rules:
+            yield from self._reserve(governance, run, rule, now)
         for check in self.checks:
             try:
                 reason = check_reason((yield (_CALL_IN_RUN, (check.fn, run), args, kwargs)))
@@ -365,10 +398,91 @@ class Engine:
                 yield from self._check_failed(governance, run, check.name, reason)
         return run
 
+    # --- stop rules ------------------------------------------------------------------------
+
+    def _reserve(
+        self, governance: Governance, run: Run, rule: Budget | RunCap, now: dt.datetime
+    ) -> Steps[None]:
+        """Take this run's share of a budget or run cap, or refuse the run and trip."""
+        key = reservation_rule(rule)
+        if isinstance(rule, Budget):
+            since, limit, amount = window_start(rule.window, now), rule.limit, rule.per_run
+        else:
+            since, limit, amount = now - rule.window, float(rule.max_runs), 1.0
+        reservation = Reservation(_new_id(), self.workflow.name, key, amount, now, run.id)
+        held = yield (_STORE, "reserve", (reservation, limit, since), _NO_KWARGS)
+        if held:
+            run._reservations.append((reservation.id, rule))
+            return
+        yield from self._release(run)
+        total = yield (_STORE, "reserved", (self.workflow.name, key, since), _NO_KWARGS)
+        trip = limit_trip(rule, float(total))
+        record = self._record(run, RunStatus.REFUSED, now, refusal_reason=StopRuleTripped.reason)
+        refusal = AuditEvent(
+            now,
+            audit.RUN_REFUSED,
+            self.workflow.name,
+            run.id,
+            data={"reason": StopRuleTripped.reason, "rule": trip.rule, "message": trip.message},
+        )
+        yield from self._write(governance, record, (refusal,))
+        audit.log_event(refusal, self.owner)
+        yield from self.trip(governance, trip, now, run.id)
+        governance.telemetry.refused(run, record, StopRuleTripped.__name__, trip.message)
+        raise StopRuleTripped(
+            f"workflow {self.workflow.name!r} refused the run and paused: {trip.message}",
+            workflow=self.workflow.name,
+            run_id=run.id,
+            rule=trip.rule,
+            figure=trip.figure,
+            threshold=trip.threshold,
+        )
+
+    def _release(self, run: Run) -> Steps[None]:
+        """Give back a refused run's reservations."""
+        for reservation_id, _ in run._reservations:
+            yield (_STORE, "settle", (reservation_id, 0.0), _NO_KWARGS)
+        run._reservations.clear()
+
+    def _settle(self, run: Run, record: RunRecord) -> Steps[None]:
+        """Settle a finished run's budget reservations to what it recorded."""
+        for reservation_id, rule in run._reservations:
+            if isinstance(rule, Budget):
+                used = (
+                    record.cost
+                    if rule.unit is BudgetUnit.USD
+                    else float(record.input_tokens + record.output_tokens)
+                )
+                yield (_STORE, "settle", (reservation_id, used), _NO_KWARGS)
+        run._reservations.clear()
+
+    def _check_run_rules(self, governance: Governance, now: dt.datetime) -> Steps[None]:
+        """After a run: trip the first rule over the ledger whose figure passed its
+        threshold (error rate, exception volume, SLA breach rate)."""
+        window = max(rule.window for rule in self.run_rules)
+        runs = yield (
+            _STORE,
+            "list_runs",
+            (self.workflow.name,),
+            {"since": now - window},
+        )
+        for rule in self.run_rules:
+            trip = run_trip(rule, runs, now)
+            if trip is not None:
+                yield from self.trip(governance, trip, now, None)
+                return
+
+    def trip(
+        self, governance: Governance, trip: Trip, now: dt.datetime, run_id: str | None
+    ) -> Steps[None]:
+        """Pause the workflow for a tripped rule: stored stage, audit, metric, notifiers."""
+        yield from trip_steps(governance, self.workflow, trip, now, run_id)
+
     def _check_failed(
         self, governance: Governance, run: Run, check: str, reason: str
     ) -> Steps[None]:
         """Refuse a run a pre-check failed: record it, route it, raise `CheckFailed`."""
+        yield from self._release(run)
         workflow = self.workflow
         now = governance.clock.now()
         message = f"check {check!r} refused the run of {workflow.name!r}: {reason}"
@@ -641,6 +755,29 @@ class Engine:
         record = self._record(run, status, governance.clock.now())
         yield from self._write(governance, record, self._ungoverned_events(run, record))
         governance.telemetry.end_run(run, record, None, output)
+        yield from self._after(governance, run, record)
+
+    def _after(self, governance: Governance, run: Run, record: RunRecord) -> Steps[None]:
+        """After a run's row is written: settle its reservations, check the rules over
+        the ledger. Neither may turn a finished run into a failure: a store that cannot
+        answer now leaves the reservation held (fail closed) and the rules unchecked
+        until the next run."""
+        if not (run._reservations or self.run_rules or self.review_rules) or run.ungoverned:
+            return
+        try:
+            if run._reservations:
+                yield from self._settle(run, record)
+            if self.run_rules:
+                yield from self._check_run_rules(governance, record.ended_at)
+            if self.review_rules:
+                yield from check_review_rules(governance, self.workflow, record.ended_at)
+        except Exception as error:
+            audit.logger.error(
+                "stop_rules_unchecked",
+                workflow=record.workflow,
+                run_id=record.run_id,
+                error=_describe(error),
+            )
 
     def fail(
         self, governance: Governance, run: Run, error: BaseException, *, fallback: bool = True
@@ -658,6 +795,7 @@ class Engine:
             record = self._record(run, RunStatus.CANCELLED, now, error_type=error_type)
             yield from self._write(governance, record, self._ungoverned_events(run, record))
             governance.telemetry.end_run(run, record, error, None)
+            yield from self._after(governance, run, record)
             return NO_FALLBACK
         message = _text(error)
         events = [
@@ -710,6 +848,7 @@ class Engine:
         governance.telemetry.end_run(run, record, error, None)
         for event in events:
             audit.log_event(event, self.owner)
+        yield from self._after(governance, run, record)
         return result
 
     # --- writing -----------------------------------------------------------------------
@@ -851,3 +990,50 @@ def _as_trigger_event(found: Any, now: dt.datetime) -> TriggerEvent:
     raise TypeError(
         f"a trigger is a TriggerEvent, an event type or a mapping, not {type(found).__name__}"
     )
+
+
+def trip_steps(
+    governance: Governance, workflow: Workflow, trip: Trip, now: dt.datetime, run_id: str | None
+) -> Steps[None]:
+    """Pause ``workflow`` because ``trip`` happened: the stored stage (fail closed), a
+    ``stop_rule_tripped`` audit event with the figure and threshold, the trips metric,
+    and the notifiers (told with the owner)."""
+    from .records import WorkflowState
+    from .workflow import Stage
+
+    actor = f"stop-rule:{trip.rule}"
+    owner = workflow.owner.name if workflow.owner is not None else None
+    state = WorkflowState(workflow.name, Stage.PAUSED, now, actor, trip.message)
+    stage_event = AuditEvent(
+        now,
+        audit.STAGE_CHANGED,
+        workflow.name,
+        actor=actor,
+        data={"stage": Stage.PAUSED.value, "reason": trip.message},
+    )
+    yield (_STORE, "set_state", (state, stage_event), _NO_KWARGS)
+    tripped = AuditEvent(
+        now,
+        audit.STOP_RULE_TRIPPED,
+        workflow.name,
+        run_id,
+        actor=actor,
+        data={**trip.to_dict(), "owner": owner},
+    )
+    yield (_STORE, "append_audit", (tripped,), _NO_KWARGS)
+    audit.log_event(tripped, owner)
+    governance.telemetry.stop_rule_tripped(workflow.name, trip.rule)
+    governance._notify_trip(workflow, trip)
+
+
+def check_review_rules(governance: Governance, workflow: Workflow, now: dt.datetime) -> Steps[None]:
+    """Trip the rejection-rate rule if reviewers have rejected too much in its window."""
+    rules = [r for r in workflow.stop_rules if isinstance(r, RejectionRate)]
+    if not rules:
+        return
+    reviews = yield (_STORE, "list_reviews", (workflow.name,), _NO_KWARGS)
+    for rule in rules:
+        trip = review_trip(rule, reviews, now)
+        if trip is not None:
+            yield from trip_steps(governance, workflow, trip, now, None)
+            return

@@ -105,6 +105,7 @@ ADA_REVIEW_DECISION: Final = "ada.review.decision"
 ADA_REVIEW_EDITED: Final = "ada.review.edited"
 ADA_REVIEWER: Final = "ada.reviewer"
 ADA_ACTION_STATUS: Final = "ada.action.status"
+ADA_STOP_RULE: Final = "ada.stop_rule"
 
 # span events
 EVENT_EXCEPTION_ROUTED: Final = "ada.exception_routed"
@@ -119,6 +120,7 @@ METRIC_EXCEPTIONS: Final = "ada.exceptions"
 METRIC_REFUSALS: Final = "ada.refusals"
 METRIC_REVIEW_LATENCY: Final = "ada.review.latency"
 METRIC_REVIEW_DECISIONS: Final = "ada.review.decisions"
+METRIC_STOP_RULE_TRIPS: Final = "ada.stop_rule.trips"
 
 # Cycle time runs from minutes to days: seconds, doubling from one second to about 12 days.
 CYCLE_TIME_BUCKETS: Final = tuple(float(2**n) for n in range(21))

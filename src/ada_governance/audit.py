@@ -31,6 +31,7 @@ ACTION_EXECUTED = "action_executed"
 ACTION_FAILED = "action_failed"
 ACTION_UNKNOWN = "action_unknown"
 ACTION_FINISHED_LATE = "action_finished_late"
+STOP_RULE_TRIPPED = "stop_rule_tripped"
 
 _LEVELS = {
     RUN_REFUSED: "warning",
@@ -54,6 +55,7 @@ _LEVELS = {
     ACTION_FAILED: "error",
     ACTION_UNKNOWN: "error",
     ACTION_FINISHED_LATE: "error",
+    STOP_RULE_TRIPPED: "error",
 }
 
 logger = structlog.get_logger("ada_governance")

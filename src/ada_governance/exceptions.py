@@ -14,6 +14,7 @@ can tell "fix your code" from "the workflow said no"::
     │   ├── WorkflowRetired       the stored stage is retired
     │   ├── TriggerRefused        the trigger event is not one the workflow declares
     │   ├── CheckFailed           a pre-check refused the run
+    │   ├── StopRuleTripped       a budget or run cap would be passed; the workflow paused
     │   └── GovernanceUnavailable the store cannot say whether the run may start
     ├── PolicyViolation           the governed code broke the declaration during a run
     │   ├── UnapprovedSourceError read a source the workflow does not declare
@@ -48,6 +49,7 @@ __all__ = [
     "RequiredSourceNotRead",
     "RunRefused",
     "StaleSourceError",
+    "StopRuleTripped",
     "TriggerRefused",
     "UnapprovedSourceError",
     "UsageError",
@@ -338,3 +340,31 @@ class InvalidPayload(PolicyViolation):
         super().__init__(message, workflow=workflow, run_id=run_id)
         self.action = action
         self.errors = errors
+
+
+class StopRuleTripped(RunRefused):
+    """A budget or run cap would have been passed by this run: it was refused, and the
+    rule tripped, pausing the workflow (fail closed).
+
+    Attributes:
+        rule: The rule's kind (``budget``, ``run_cap``).
+        figure: The figure that would have crossed the threshold.
+        threshold: The rule's threshold.
+    """
+
+    reason = "stop_rule"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str,
+        run_id: str | None = None,
+        rule: str,
+        figure: float,
+        threshold: float,
+    ) -> None:
+        super().__init__(message, workflow=workflow, run_id=run_id)
+        self.rule = rule
+        self.figure = figure
+        self.threshold = threshold

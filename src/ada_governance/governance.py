@@ -15,6 +15,7 @@ from ._engine import adrive, drive
 from .clock import Clock, SystemClock
 from .records import AuditEvent, RunRecord, RunStatus, WorkflowState
 from .reviews import Review, ReviewStatus
+from .stops import Trip
 from .storage import Store, default_store_url, open_store
 from .telemetry import Telemetry
 from .workflow import Stage, Workflow
@@ -397,6 +398,23 @@ class Governance:
             self, worker or queue.worker_name(), lease, limit, asynchronous=True
         )
         return await adrive(steps, self.store)
+
+    def _notify_trip(self, workflow: Workflow, trip: Trip) -> None:
+        # Notifiers that can hear of trips say so with ``notify_trip``; the owner is named.
+        owner = workflow.owner
+        for notifier in self.notifiers:
+            notify_trip = getattr(notifier, "notify_trip", None)
+            if notify_trip is None:
+                continue
+            try:
+                notify_trip(workflow.name, owner.name if owner else None, trip)
+            except Exception as error:  # a notifier must never break the trip
+                audit.logger.error(
+                    "notifier_failed",
+                    notifier=type(notifier).__name__,
+                    workflow=workflow.name,
+                    error=f"{type(error).__name__}: {error}",
+                )
 
     def _notify(self, kind: str, review: Review) -> None:
         for notifier in self.notifiers:

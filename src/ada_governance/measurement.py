@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from enum import Enum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from ._declaration import Declaration, Name
+from ._declaration import Declaration, Loc, Name
 
-__all__ = ["Baseline", "Direction", "Metric"]
+__all__ = ["FIGURES", "Baseline", "Direction", "Metric"]
+
+FIGURES: tuple[str, ...] = (
+    "runs",
+    "cycle_time_p50",
+    "cycle_time_p95",
+    "sla_adherence",
+    "rework_rate",
+    "review_accuracy",
+    "exception_rate",
+    "refusal_rate",
+    "cost_per_run",
+    "tokens_per_run",
+)
+"""The figures `ada_governance.report` computes that a `Metric` may name as its
+``figure``; ``outcome:<name>`` names a recorded outcome besides these."""
+
+OUTCOME_PREFIX = "outcome:"
 
 
 class Direction(str, Enum):
@@ -45,6 +63,18 @@ class Metric(Declaration):
         baseline: The figure before the workflow; needed to leave draft.
         target: The figure the workflow aims for.
         description: What is measured and how.
+        figure: Which figure the report computes for this metric, from the ledger and
+            the review queue; without one the metric is listed as not measured. One of
+            ``runs``, ``cycle_time_p50``, ``cycle_time_p95`` (seconds), ``sla_adherence``,
+            ``rework_rate``, ``review_accuracy``, ``exception_rate``, ``refusal_rate``
+            (shares from 0 to 1), ``cost_per_run`` (USD), ``tokens_per_run``, or
+            ``outcome:<name>``: the mean of the recorded outcome ``<name>`` per finished
+            run (``outcome:meeting_booked``). Baseline, target and threshold are in the
+            figure's unit.
+        threshold: The level past which the metric counts as failing, whatever its
+            baseline: above it for a metric that should decrease, below it for one
+            that should increase. A failing metric makes `evaluate` recommend ``stop``.
+            Needs a ``figure``.
     """
 
     name: Name
@@ -53,3 +83,32 @@ class Metric(Declaration):
     baseline: Baseline | None = None
     target: float | None = Field(default=None, allow_inf_nan=False)
     description: str = ""
+    figure: str | None = None
+    threshold: float | None = Field(default=None, allow_inf_nan=False)
+
+    @field_validator("figure")
+    @classmethod
+    def _known_figure(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value in FIGURES:
+            return value
+        if value.startswith(OUTCOME_PREFIX):
+            outcome = value[len(OUTCOME_PREFIX) :]
+            if outcome.strip() and outcome == outcome.strip():
+                return value
+            raise ValueError(
+                f"{value!r} names no outcome; write 'outcome:<name>' with the outcome's "
+                "name as the runs record it, such as 'outcome:meeting_booked'"
+            )
+        raise ValueError(
+            f"{value!r} is not a figure the report computes; use one of "
+            f"{', '.join(FIGURES)}, or 'outcome:<name>' for a recorded outcome"
+        )
+
+    def _cross_field_problems(self) -> Iterable[tuple[Loc, str]]:
+        if self.threshold is not None and self.figure is None:
+            yield (
+                ("threshold",),
+                "a threshold needs a figure to compare with; name the metric's 'figure'",
+            )

@@ -123,6 +123,7 @@ class Run:
         "_pending",
         "_personal",
         "_reads",
+        "_reservations",
         "_side_effects",
         "_span",
         "_t0",
@@ -164,6 +165,7 @@ class Run:
         self._telemetry: Telemetry | None = None
         self._personal: set[str] = set()
         self._reads: list[SourceRead] = []
+        self._reservations: list[tuple[str, Any]] = []
         self._violations: list[PolicyViolation] = []
         self._side_effects = 0
         self._pending: list[str] = []

@@ -107,6 +107,11 @@ class Telemetry:
         self.refusals = meter.create_counter(
             sc.METRIC_REFUSALS, unit="{refusal}", description="Runs refused, by reason."
         )
+        self.trips = meter.create_counter(
+            sc.METRIC_STOP_RULE_TRIPS,
+            unit="{trip}",
+            description="Stop rules that tripped and paused their workflow, by rule.",
+        )
         self.review_latency = meter.create_histogram(
             sc.METRIC_REVIEW_LATENCY,
             unit="s",
@@ -355,6 +360,13 @@ class Telemetry:
             )
         except Exception as exc:
             self._failed("span", exc)
+
+    def stop_rule_tripped(self, workflow: str, rule: str) -> None:
+        """Count a stop rule's trip."""
+        try:
+            self.trips.add(1, self._metric_attributes(workflow, sc.ADA_STOP_RULE, rule))
+        except Exception as exc:
+            self._failed("metrics", exc)
 
     # --- reviews and actions ---------------------------------------------------------------
 
