@@ -138,9 +138,15 @@ def needs_review(policy: ReviewPolicy | None, run_id: str, action: str, payload:
 def _policy_snapshot(policy: ReviewPolicy | None, declared: Action) -> dict[str, Any]:
     data = policy.model_dump(mode="json", exclude={"condition"}) if policy is not None else {}
     data["timeout_seconds"] = policy.timeout.total_seconds() if policy is not None else 86400.0
-    data["input_schema"] = (
-        import_path_of(declared.input_schema) if declared.input_schema is not None else None
-    )
+    schema_path = None
+    if declared.input_schema is not None:
+        try:
+            schema_path = import_path_of(declared.input_schema)
+        except ValueError:
+            schema_path = None  # a local class: only this process can check edits
+    data["input_schema"] = schema_path
+    data["has_input_schema"] = declared.input_schema is not None
+    data["has_checks"] = bool(declared.checks)
     return data
 
 
@@ -405,27 +411,64 @@ def decided_events(kind: str, actor: str) -> Callable[[Review, Review], list[Aud
 
 
 def validate_edit(review: Review, edits: Any) -> Any:
-    """A reviewer's edited payload, as JSON data, validated against the action's schema.
+    """A reviewer's edited payload, as JSON data, checked as the action's own payload
+    would be: against its input schema and its checks.
+
+    The declaration is used when this process governs the workflow; otherwise the
+    schema's import path. An edit that cannot be checked here (a schema that cannot be
+    imported, checks that only the app's process has) is refused rather than let through.
 
     Raises:
-        InvalidPayload: The edit fails the schema, or the schema cannot be imported here
-            to check it (edits are refused rather than let through unchecked).
+        InvalidPayload: The edit fails the schema, or cannot be checked here.
+        CheckFailed: One of the action's checks refuses the edited payload.
     """
     data = to_json(edits, workflow=review.workflow, action=review.action)
-    schema_path = review.policy.get("input_schema")
-    if schema_path:
+    known = WORKFLOWS.get(review.workflow)
+    declared = known.action(review.action) if known is not None else None
+
+    def cannot(why: str) -> InvalidPayload:
+        return InvalidPayload(
+            f"cannot check the edit of review {review.id} here: {why}; approve it from the "
+            "app that governs the workflow, or without edits",
+            workflow=review.workflow,
+            run_id=review.run_id,
+            action=review.action,
+            errors=(why,),
+        )
+
+    if declared is None:
+        schema_path = review.policy.get("input_schema")
+        if review.policy.get("has_checks"):
+            raise cannot("the action's checks are not known in this process")
+        if schema_path:
+            try:
+                schema = import_object(schema_path)
+            except ValueError as error:
+                raise cannot(str(error)) from None
+            declared = Action(name=review.action, risk="requires_approval", input_schema=schema)
+        elif review.policy.get("has_input_schema"):
+            raise cannot("the action's input schema has no import path")
+        else:
+            return data
+    value = _validated(declared, data, workflow=review.workflow, run_id=review.run_id)
+    for check in declared.checks:
         try:
-            schema = import_object(schema_path)
-        except ValueError as error:
-            raise InvalidPayload(
-                f"cannot check the edit of review {review.id}: {error}",
+            result = check.fn(value if review.call == "payload" else data)
+            reason = (
+                check_reason(result)
+                if not inspect.isawaitable(result)
+                else ("the check is async; decide with the async API")
+            )
+        except Exception as exc:
+            reason = f"the check raised {_describe(exc)}"
+        if reason is not None:
+            raise CheckFailed(
+                f"check {check.name!r} refused the edited payload of review {review.id}: {reason}",
                 workflow=review.workflow,
                 run_id=review.run_id,
-                action=review.action,
-                errors=(str(error),),
-            ) from None
-        declared = Action(name=review.action, risk="requires_approval", input_schema=schema)
-        _validated(declared, data, workflow=review.workflow, run_id=review.run_id)
+                check=check.name,
+                why=reason,
+            )
     return data
 
 
@@ -435,7 +478,7 @@ def roles_for(governance: Governance, reviewer: str, roles: Any) -> tuple[str, .
     directory = governance.reviewer_roles
     if directory is not None:
         found = directory(reviewer) if callable(directory) else directory.get(reviewer, ())
-        return tuple(found)
+        return (found,) if isinstance(found, str) else tuple(found)
     if roles is None:
         raise UsageError(
             "say which roles the reviewer holds (roles=...), or give the governance a "
@@ -675,7 +718,11 @@ def expire_overdue(governance: Governance, now: dt.datetime) -> Steps[list[Revie
         governance._notify("escalated" if escalated else "expired", after)
         if not escalated:
             governance.telemetry.review_decided(after)
-        if not escalated and after.on_timeout == "pause_workflow":
+        if (
+            not escalated
+            and after.on_timeout == "pause_workflow"
+            and after.kind is ReviewKind.APPROVAL
+        ):
             reason = f"review {after.id} ({after.action}) was not decided by its deadline"
             state = WorkflowState(after.workflow, Stage.PAUSED, now, "review-timeout", reason)
             event = AuditEvent(

@@ -228,12 +228,15 @@ class Review:
 
     @property
     def approvals(self) -> tuple[Decision, ...]:
-        """The approvals of the payload as it now stands."""
-        return tuple(
-            d
-            for d in self.decisions
-            if d.verdict == "approve" and d.payload_sha256 == self.payload_sha256
-        )
+        """The approvals of the payload as it now stands, one per reviewer."""
+        seen: set[str] = set()
+        found = []
+        for d in self.decisions:
+            current = d.verdict == "approve" and d.payload_sha256 == self.payload_sha256
+            if current and d.reviewer not in seen:
+                seen.add(d.reviewer)
+                found.append(d)
+        return tuple(found)
 
     @property
     def approved_payload(self) -> bool:
@@ -241,10 +244,12 @@ class Review:
         action may run with. A payload changed in the store (with or without its hash)
         carries none."""
         digest = payload_hash(self.payload)
-        approvals = sum(
-            1 for d in self.decisions if d.verdict == "approve" and d.payload_sha256 == digest
-        )
-        return digest == self.payload_sha256 and approvals >= self.approvals_required
+        approvers = {
+            d.reviewer
+            for d in self.decisions
+            if d.verdict == "approve" and d.payload_sha256 == digest
+        }
+        return digest == self.payload_sha256 and len(approvers) >= self.approvals_required
 
     @property
     def edited(self) -> bool:
@@ -349,8 +354,8 @@ class Review:
                 f"review {self.id} is {self.status.value}; only a pending review can be decided",
                 review_id=self.id,
             )
-        if not reviewer.strip():
-            raise UsageError("a decision needs the reviewer's identity")
+        if not reviewer.strip() or reviewer != reviewer.strip():
+            raise UsageError("a decision needs the reviewer's identity, without surrounding spaces")
         held = tuple(role for role in roles if role in self.roles)
         if not held:
             raise NotAReviewer(
@@ -365,6 +370,14 @@ class Review:
                 review_id=self.id,
             )
         return held
+
+    def _in_time(self, now: dt.datetime) -> None:
+        if now >= self.deadline:
+            raise ReviewNotPending(
+                f"review {self.id} passed its deadline at {self.deadline.isoformat()}; its "
+                f"on_timeout ({self.on_timeout}) decides it now (expire_overdue)",
+                review_id=self.id,
+            )
 
     def approve(
         self,
@@ -387,6 +400,7 @@ class Review:
                 payload as it stands: someone edited it since.
         """
         held = self._authorise(reviewer, roles)
+        self._in_time(now)
         if reviewer == self.requester and not self.requester_may_approve:
             raise SelfApprovalForbidden(
                 f"{reviewer} requested review {self.id} and may not approve it; another "
@@ -406,11 +420,12 @@ class Review:
             edited = digest != self.payload_sha256
         decision = Decision(reviewer, held, "approve", now, comment, digest, edited)
         decisions = (*self.decisions, decision)
-        # An edit is a new payload: only approvals of the payload as it now stands count.
-        approvals = sum(
-            1 for d in decisions if d.verdict == "approve" and d.payload_sha256 == digest
-        )
-        done = approvals >= self.approvals_required
+        # An edit is a new payload: only approvals of the payload as it now stands count,
+        # one per person (an edit back to an earlier payload does not count anyone twice).
+        approvers = {
+            d.reviewer for d in decisions if d.verdict == "approve" and d.payload_sha256 == digest
+        }
+        done = len(approvers) >= self.approvals_required
         return dataclasses.replace(
             self,
             payload=payload,
@@ -433,6 +448,7 @@ class Review:
         if not reason or not reason.strip():
             raise UsageError("a rejection needs a reason the requester can act on")
         held = self._authorise(reviewer, roles)
+        self._in_time(now)
         decision = Decision(reviewer, held, "reject", now, reason, self.payload_sha256)
         return dataclasses.replace(
             self,
@@ -475,7 +491,9 @@ class Review:
         if self.status is not ReviewStatus.PENDING or now < self.deadline:
             raise ReviewNotPending(f"review {self.id} is not overdue", review_id=self.id)
         escalated = any(d.verdict == "escalate" for d in self.decisions)
-        if self.on_timeout == "escalate" and not escalated:
+        # A sample's action already ran: an unjudged sample just lapses, whatever the
+        # policy says for approvals.
+        if self.on_timeout == "escalate" and not escalated and self.kind is ReviewKind.APPROVAL:
             decision = Decision("deadline", (), "escalate", now, ", ".join(self.escalate_to))
             return dataclasses.replace(
                 self,
