@@ -254,7 +254,7 @@ def test_schema_1_file_migrates_to_the_current_version_on_open(tmp_path: Path) -
         assert store.get_review("rev-1") == review
         assert store.list_reviews(role="sales-manager") == [review]
         approved = store.update_review(
-            "rev-1", lambda r: r.approve("ana", ("sales-manager",), T0 + dt.timedelta(1))
+            "rev-1", lambda r: r.approve("ana", ("sales-manager",), T0 + dt.timedelta(minutes=1))
         )
         assert approved.execution is ExecutionStatus.READY
         assert store.list_runs() == [make_run("r-before")]
