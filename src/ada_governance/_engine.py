@@ -77,6 +77,10 @@ class _NoFallback:
 NO_FALLBACK = _NoFallback()
 _MESSAGE_LIMIT = 500
 
+BASELINE_KEY = "ada.mode"
+BASELINE = "baseline"
+"""Baseline runs carry ``{"ada.mode": "baseline"}`` in their annotations."""
+
 WORKFLOWS: dict[str, Workflow] = {}
 """The workflows governed in this process, by name: stop rules about reviews are checked
 where their decisions are made, if the workflow is known there."""
@@ -173,6 +177,7 @@ class Engine:
     """Everything about one governed callable that can be worked out once, not per call."""
 
     __slots__ = (
+        "baseline",
         "checks",
         "default_refusal",
         "default_type",
@@ -201,12 +206,14 @@ class Engine:
         governance: Governance | None,
         trigger_from: str | Callable[..., Any] | None,
         fn: Callable[..., Any] | None,
+        baseline: bool = False,
     ) -> None:
         if not isinstance(workflow, Workflow):
             raise UsageError(
                 f"governed_workflow needs a Workflow declaration, not {type(workflow).__name__}"
             )
         self.workflow = workflow
+        self.baseline = baseline
         self.version = workflow.version
         self.governance = governance
         # The trigger made at call time is the same for every call: decide it once.
@@ -372,7 +379,10 @@ class Engine:
             raise GovernanceUnavailable(message, workflow=workflow.name, run_id=run.id) from exc
         stage = policy.effective_stage(workflow, state)
         if refusal is None:
-            refusal = policy.admit(workflow, state, development=governance.development)
+            # Measuring the current process (baseline) comes before the workflow is ready,
+            # so a draft may be measured anywhere; paused and retired still refuse.
+            development = governance.development or self.baseline
+            refusal = policy.admit(workflow, state, development=development)
         telemetry.start_run(run, self.span_attributes, start_ns, stage.value)
         if refusal is not None:
             record = self._record(run, RunStatus.REFUSED, now, refusal_reason=refusal.reason)
@@ -387,6 +397,9 @@ class Engine:
             audit.log_event(event_row, self.owner)
             telemetry.refused(run, record, refusal.error.__name__, refusal.message)
             raise refusal.error(refusal.message, workflow=workflow.name, run_id=run.id)
+        if self.baseline:
+            run._annotations[BASELINE_KEY] = BASELINE
+            return run
         for rule in self.limit_rules:
             yield from self._reserve(governance, run, rule, now)
         for check in self.checks:
@@ -762,7 +775,11 @@ class Engine:
         the ledger. Neither may turn a finished run into a failure: a store that cannot
         answer now leaves the reservation held (fail closed) and the rules unchecked
         until the next run."""
-        if not (run._reservations or self.run_rules or self.review_rules) or run.ungoverned:
+        if (
+            not (run._reservations or self.run_rules or self.review_rules)
+            or run.ungoverned
+            or self.baseline
+        ):
             return
         try:
             if run._reservations:

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from .governance import Governance
 
 __all__ = [
-    "PILOT_DECISION",
     "DecisionKind",
+    "PILOT_DECISION",
     "PilotDecision",
     "StageChange",
     "StageChangeRefused",

@@ -232,6 +232,11 @@ class Run:
         Raises:
             UsageError: A count is negative or not whole, or the cost is negative.
         """
+        if self._annotations.get("ada.mode") == "baseline":
+            raise UsageError(
+                "a baseline run measures the process as it is, without AI: it records no "
+                "model calls"
+            )
         _check_count("input_tokens", input_tokens)
         _check_count("output_tokens", output_tokens)
         if cost is not None and (not isinstance(cost, (int, float)) or not cost >= 0):

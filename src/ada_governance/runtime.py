@@ -290,6 +290,7 @@ def governed_workflow(
     *,
     governance: Governance | None = None,
     trigger_from: str | Callable[..., Any] | None = None,
+    baseline: bool = False,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Govern every call of a function by a declared workflow.
 
@@ -313,6 +314,11 @@ def governed_workflow(
             callable given the call's arguments that returns one. Without it, an
             argument that is a `TriggerEvent` is used; else the enclosing run's event;
             else one is made at call time with the workflow's only event type.
+        baseline: Measure the current process instead (the seed's "measure the
+            baseline before changing the process"): runs are recorded in the same ledger,
+            timed from trigger to outcome, marked ``{"ada.mode": "baseline"}``, and kept
+            out of stop rules, budgets and the AI figures; they record no model calls.
+            A draft workflow may be measured without development mode.
 
     Returns:
         A decorator.
@@ -321,10 +327,11 @@ def governed_workflow(
     def decorate(fn: Any) -> Any:
         if isinstance(fn, (staticmethod, classmethod)):
             inner = fn.__func__
-            return type(fn)(_wrap(inner, Engine(workflow, governance, trigger_from, inner)))
+            engine = Engine(workflow, governance, trigger_from, inner, baseline)
+            return type(fn)(_wrap(inner, engine))
         if not callable(fn):
             raise UsageError(f"@governed_workflow decorates a function, not {fn!r}")
-        return _wrap(fn, Engine(workflow, governance, trigger_from, fn))
+        return _wrap(fn, Engine(workflow, governance, trigger_from, fn, baseline))
 
     # Validate the declaration and arguments now, not at the first call.
     Engine(workflow, governance, None, None)
@@ -347,8 +354,9 @@ class GovernedRun:
         workflow: Workflow,
         trigger: TriggerEvent | str | None,
         governance: Governance | None,
+        baseline: bool = False,
     ) -> None:
-        self._engine = Engine(workflow, governance, None, None)
+        self._engine = Engine(workflow, governance, None, None, baseline)
         self._trigger = trigger
         self._governance = governance
         self._run: Run | None = None
@@ -433,6 +441,7 @@ def governed_run(
     trigger: TriggerEvent | str | None = None,
     *,
     governance: Governance | None = None,
+    baseline: bool = False,
 ) -> GovernedRun:
     """Govern a block of code as one run of ``workflow``: ``with`` or ``async with``.
 
@@ -441,11 +450,12 @@ def governed_run(
         trigger: The event that started the run, or just its type; if not given, the
             enclosing run's event, else one made now with the workflow's only event type.
         governance: The governance to use; the process-wide one if not given.
+        baseline: Measure the current process, as for `governed_workflow`.
 
     Returns:
         A context manager whose value is the `Run`.
     """
-    return GovernedRun(workflow, trigger, governance)
+    return GovernedRun(workflow, trigger, governance, baseline)
 
 
 def governed_action(
