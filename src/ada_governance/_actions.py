@@ -723,6 +723,9 @@ def expire_overdue(governance: Governance, now: dt.datetime) -> Steps[list[Revie
             and after.on_timeout == "pause_workflow"
             and after.kind is ReviewKind.APPROVAL
         ):
+            current = yield (_STORE, "get_state", (after.workflow,), _NO_KWARGS)
+            if current is not None and current.stage in (Stage.PAUSED, Stage.RETIRED):
+                continue  # already stopped: a timeout never un-retires a workflow
             reason = f"review {after.id} ({after.action}) was not decided by its deadline"
             state = WorkflowState(after.workflow, Stage.PAUSED, now, "review-timeout", reason)
             event = AuditEvent(

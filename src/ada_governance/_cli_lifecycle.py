@@ -20,7 +20,7 @@ from .governance import Governance
 from .records import WorkflowState
 from .registry import load_workflows
 from .storage import StoreError, default_store_url
-from .workflow import Stage, Workflow
+from .workflow import Workflow
 
 __all__ = ["register"]
 
@@ -186,7 +186,7 @@ def stage_group() -> None:
 
 @stage_group.command("set")
 @click.argument("name")
-@click.argument("stage", type=click.Choice([stage.value for stage in Stage]))
+@click.argument("stage", metavar="STAGE")
 @_who_and_why
 @click.option(
     "--workflows",
@@ -206,7 +206,8 @@ def set_stage_command(
     paths: tuple[Path, ...],
     store_url: str | None,
 ) -> None:
-    """Move workflow NAME to STAGE, if the lifecycle rules allow it.
+    """Move workflow NAME to STAGE (draft, pilot, production, paused or retired), if the
+    lifecycle rules allow it.
 
     draft goes to pilot once its declaration names every element of a deployment; pilot
     goes to production after a recorded decision to scale; production goes back to
@@ -240,7 +241,7 @@ def _figures(values: tuple[str, ...]) -> dict[str, Any]:
 
 @click.command("decide")
 @click.argument("name")
-@click.argument("decision", type=click.Choice(["scale", "revise", "pause", "stop"]))
+@click.argument("decision", metavar="DECISION")
 @_who_and_why
 @click.option(
     "--figure",
@@ -268,7 +269,7 @@ def decide(
         recorded = lifecycle.record_decision(
             governance,
             name,
-            cast(lifecycle.DecisionKind, decision),  # click.Choice holds it to the four
+            cast(lifecycle.DecisionKind, decision),  # record_decision refuses any other
             actor=who,
             reason=why,
             figures=_figures(figures),

@@ -24,6 +24,7 @@ can tell "fix your code" from "the workflow said no"::
     │   ├── ActionForbidden       a manual-only or undeclared action, or one outside its run
     │   └── InvalidPayload        an action's payload (or a reviewer's edit) fails its schema
     ├── ReviewDecisionRefused     a decision or claim on a review was refused (reviews)
+    ├── StageChangeRefused        a stage change off the lifecycle's path (lifecycle)
     └── StoreError                a store could not do what it was asked (storage.base)
 
 Each error carries the data a caller needs and a message a person can act on.

@@ -209,7 +209,7 @@ def _refusal(
     if current is None:
         return "its stage is unknown: nothing is stored for it; give its declaration"
     if current is Stage.PAUSED:
-        if paused_from is None or paused_from in (Stage.PAUSED, Stage.RETIRED):
+        if paused_from is None or paused_from is Stage.PAUSED:
             return (
                 "there is no stage to resume it to: no stage before the pause is recorded "
                 "and its declaration does not give one; change its declared stage"
@@ -411,13 +411,13 @@ def _change_steps(
                 "declaration (a Workflow, or --workflows on the command line), whose "
                 "declared stage it returns to"
             )
-        if paused_from in (Stage.PAUSED, Stage.RETIRED):
+        if paused_from is Stage.PAUSED:
             raise StageChangeRefused(
                 name,
                 current,
                 None,
-                f"there is no stage to resume it to: it is declared {paused_from.value} and "
-                "no earlier stage is recorded; change its declared stage",
+                "there is no stage to resume it to: it is declared paused and no earlier "
+                "stage is recorded; change its declared stage",
             )
         to = paused_from
     decided: list[PilotDecision] = []
