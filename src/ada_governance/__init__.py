@@ -34,6 +34,17 @@ from .exceptions import (
     WorkflowRetired,
 )
 from .governance import Governance, Notifier, configure, get_governance
+from .lifecycle import (
+    PilotDecision,
+    StageChange,
+    StageChangeRefused,
+    change_stage,
+    history,
+    pause,
+    record_decision,
+    resume,
+    retire,
+)
 from .measurement import Baseline, Direction, Metric
 from .notify import NotificationFailed, StructlogNotifier, WebhookNotifier, verify_signature
 from .outputs import OnFail, OutputIssue, OutputStandard
@@ -48,6 +59,7 @@ from .records import (
     WorkflowState,
 )
 from .registry import WorkflowRegistry, load_workflows
+from .report import Evaluation, MetricResult, Report, baseline_report, evaluate, report
 from .retry import RetryPolicy
 from .review import FieldRule, OnTimeout, ReviewMode, ReviewPolicy
 from .reviews import (
@@ -102,6 +114,7 @@ __all__ = [
     "Direction",
     "Element",
     "ErrorRate",
+    "Evaluation",
     "ExceptionPath",
     "ExceptionRecord",
     "ExceptionVolume",
@@ -115,6 +128,7 @@ __all__ = [
     "KillSwitch",
     "MemoryStore",
     "Metric",
+    "MetricResult",
     "ModelCall",
     "NoActiveRun",
     "NotAReviewer",
@@ -129,10 +143,12 @@ __all__ = [
     "Owner",
     "PayloadChanged",
     "PendingAction",
+    "PilotDecision",
     "PolicyViolation",
     "Problem",
     "Readiness",
     "RejectionRate",
+    "Report",
     "RequiredSourceNotRead",
     "Reservation",
     "RetryPolicy",
@@ -156,6 +172,8 @@ __all__ = [
     "SourceData",
     "SourceRead",
     "Stage",
+    "StageChange",
+    "StageChangeRefused",
     "StaleSourceError",
     "StopRule",
     "StopRuleTripped",
@@ -179,16 +197,25 @@ __all__ = [
     "WorkflowRetired",
     "WorkflowState",
     "__version__",
+    "baseline_report",
+    "change_stage",
     "configure",
     "content_hash",
     "current_run",
+    "evaluate",
     "get_governance",
     "governed_action",
     "governed_run",
     "governed_workflow",
+    "history",
     "load_workflows",
     "open_store",
+    "pause",
     "readiness",
+    "record_decision",
+    "report",
+    "resume",
+    "retire",
     "verify_signature",
     "with_current_context",
 ]

@@ -213,7 +213,12 @@ def _metric_rows(results: tuple[MetricResult, ...]) -> list[list[str]]:
 
 def _report_text(result: Report) -> str:
     lines = [f"{result.workflow} {result.version}: {_period(result.since, result.until)}", ""]
-    lines += _table([["figure", "value"], *_figure_rows(result.figures.to_dict())])
+    figures = result.figures.to_dict()
+    adoption = figures.pop("adoption")
+    note = adoption.pop("note")
+    lines += _table([["deployment figure", "value"], *_figure_rows(figures)])
+    lines += ["", *_table([["adoption indicator (usage)", "value"], *_figure_rows(adoption)])]
+    lines.append(f"note: {note}")
     if result.metrics:
         lines += ["", *_table(_metric_rows(result.metrics))]
     if result.not_measured:

@@ -423,7 +423,34 @@ class Engine:
         else:
             since, limit, amount = now - rule.window, float(rule.max_runs), 1.0
         reservation = Reservation(_new_id(), self.workflow.name, key, amount, now, run.id)
-        held = yield (_STORE, "reserve", (reservation, limit, since), _NO_KWARGS)
+        try:
+            held = yield (_STORE, "reserve", (reservation, limit, since), _NO_KWARGS)
+        except Exception as exc:
+            # The store cannot say whether the limit allows the run: refuse it (fail
+            # closed), and give back what this run already holds under other limits.
+            try:
+                yield from self._release(run)
+            except Exception:
+                run._reservations.clear()  # the store is down: the holds lapse with it
+            message = (
+                f"the governance store ({governance.store.url}) could not reserve "
+                f"{rule.kind} for workflow {self.workflow.name!r}, so the call was refused: "
+                f"{_describe(exc)}"
+            )
+            record = self._record(run, RunStatus.REFUSED, now, refusal_reason="store_unavailable")
+            event_row = AuditEvent(
+                now,
+                audit.RUN_REFUSED,
+                self.workflow.name,
+                run.id,
+                data={"reason": "store_unavailable", "message": message},
+            )
+            yield from self._write(governance, record, (event_row,))
+            audit.log_event(event_row, self.owner)
+            governance.telemetry.refused(run, record, GovernanceUnavailable.__name__, message)
+            raise GovernanceUnavailable(
+                message, workflow=self.workflow.name, run_id=run.id
+            ) from exc
         if held:
             run._reservations.append((reservation.id, rule))
             return
@@ -467,6 +494,18 @@ class Engine:
                     else float(record.input_tokens + record.output_tokens)
                 )
                 yield (_STORE, "settle", (reservation_id, used), _NO_KWARGS)
+                if used > rule.per_run:
+                    # The run spent more than it declared: the budget holds it as spent,
+                    # so later runs see it, but runs already in flight may pass the limit.
+                    overrun = AuditEvent(
+                        record.ended_at,
+                        audit.BUDGET_OVERRUN,
+                        record.workflow,
+                        record.run_id,
+                        data={"per_run": rule.per_run, "used": used, "unit": rule.unit.value},
+                    )
+                    yield (_STORE, "append_audit", (overrun,), _NO_KWARGS)
+                    audit.log_event(overrun, self.owner)
         run._reservations.clear()
 
     def _check_run_rules(self, governance: Governance, now: dt.datetime) -> Steps[None]:
@@ -1018,6 +1057,9 @@ def trip_steps(
     from .records import WorkflowState
     from .workflow import Stage
 
+    current = yield (_STORE, "get_state", (workflow.name,), _NO_KWARGS)
+    if current is not None and current.stage in (Stage.PAUSED, Stage.RETIRED):
+        return  # already stopped: a person's pause (or a retirement) stands as it is
     actor = f"stop-rule:{trip.rule}"
     owner = workflow.owner.name if workflow.owner is not None else None
     state = WorkflowState(workflow.name, Stage.PAUSED, now, actor, trip.message)

@@ -32,6 +32,7 @@ ACTION_FAILED = "action_failed"
 ACTION_UNKNOWN = "action_unknown"
 ACTION_FINISHED_LATE = "action_finished_late"
 STOP_RULE_TRIPPED = "stop_rule_tripped"
+BUDGET_OVERRUN = "budget_overrun"
 
 _LEVELS = {
     RUN_REFUSED: "warning",
@@ -56,6 +57,7 @@ _LEVELS = {
     ACTION_UNKNOWN: "error",
     ACTION_FINISHED_LATE: "error",
     STOP_RULE_TRIPPED: "error",
+    BUDGET_OVERRUN: "warning",
 }
 
 logger = structlog.get_logger("ada_governance")

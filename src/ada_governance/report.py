@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from . import audit
+from ._engine import BASELINE, BASELINE_KEY
 from .exceptions import UsageError
 from .governance import Governance
-from .measurement import OUTCOME_PREFIX, Direction, Metric
+from .measurement import FIGURES, OUTCOME_PREFIX, Direction, Metric
 from .records import AuditEvent, RunRecord, RunStatus
 from .reviews import Review, ReviewKind, ReviewStatus
 from .stops import SlaBreachRate
@@ -50,21 +52,23 @@ __all__ = [
     "compute_figures",
     "decide",
     "evaluate",
+    "is_baseline",
     "percentile",
     "report",
 ]
 
-MODE_ANNOTATION = "ada.mode"
-"""The run annotation that says in which mode a run was recorded."""
-BASELINE_MODE = "baseline"
-"""``annotations[MODE_ANNOTATION]`` of a run that measures the process before the change."""
-STOP_RULE_TRIPPED = "stop_rule_tripped"
+MODE_ANNOTATION = BASELINE_KEY
+"""The run annotation (``ada.mode``) that says in which mode a run was recorded."""
+BASELINE_MODE = BASELINE
+"""``annotations["ada.mode"]`` of a run that measured the process before the change, as
+``governed_workflow(..., baseline=True)`` records it."""
+STOP_RULE_TRIPPED = audit.STOP_RULE_TRIPPED
 """The audit event a stop rule writes when it trips (and pauses the workflow)."""
 
 _FINISHED = (RunStatus.SUCCEEDED, RunStatus.PENDING_REVIEW)
 # Verdicts a person gives; "escalate", "expire" and "withdraw" are the deadline's or the run's.
 _PERSON_VERDICTS = frozenset({"approve", "reject", "correct", "incorrect"})
-_STAGE_CHANGED = "stage_changed"
+_STAGE_CHANGED = audit.STAGE_CHANGED
 _UNGOVERNED_NOTE = (
     "model calls made outside any governed run are not counted by this version; "
     "ungoverned_model_calls is None"
@@ -228,32 +232,15 @@ class Figures:
         if figure.startswith(OUTCOME_PREFIX):
             outcome = self.outcomes.get(figure[len(OUTCOME_PREFIX) :])
             return outcome.mean if outcome is not None else None
-        if figure == "runs":
-            return float(self.runs)
-        if figure in _METRIC_FIGURES:
+        if figure in FIGURES:
             found: float | None = getattr(self, figure)
-            return found
+            return float(found) if found is not None else None
         raise UsageError(f"{figure!r} is not a figure the report computes")
 
     def to_dict(self) -> dict[str, Any]:
         """The figures as JSON-ready data."""
         data: dict[str, Any] = _jsonable(self)
         return data
-
-
-_METRIC_FIGURES = frozenset(
-    {
-        "cycle_time_p50",
-        "cycle_time_p95",
-        "sla_adherence",
-        "rework_rate",
-        "review_accuracy",
-        "exception_rate",
-        "refusal_rate",
-        "cost_per_run",
-        "tokens_per_run",
-    }
-)
 
 
 def compute_figures(
@@ -763,14 +750,7 @@ def decide(
         The recommendation and its reasons.
     """
     if trips or paused:
-        reasons = [
-            Reason(
-                f"stop rule {_rule_of(event)} tripped at {event.at.isoformat()}"
-                + (f": {event.data['reason']}" if event.data.get("reason") else ""),
-                (STOP_RULE_TRIPPED,),
-            )
-            for event in trips
-        ]
+        reasons = [_trip_reason(event) for event in trips]
         if paused:
             reasons.append(Reason("the workflow is paused", ("stage",)))
         return Recommendation.PAUSE, tuple(reasons)
@@ -827,12 +807,22 @@ def _verdict(result: MetricResult) -> str:
         parts.append(f"meets its target {_num(result.target)}")
     if result.change_pct is not None and result.worse is False:
         parts.append(f"{result.change_pct:+.1f}% against its baseline")
+    elif result.improved:
+        parts.append("better than its baseline")
+    elif result.worse is False:
+        parts.append("holds its baseline")
     return ": " + ", ".join(parts) if parts else ""
 
 
-def _rule_of(event: AuditEvent) -> str:
-    rule = event.data.get("rule") or event.data.get("kind") or event.actor or "?"
-    return str(rule)
+def _trip_reason(event: AuditEvent) -> Reason:
+    data = event.data
+    rule = str(data.get("rule") or event.actor or "?")
+    text = f"stop rule {rule} tripped at {event.at.isoformat()}"
+    if data.get("message"):
+        text += f": {data['message']}"
+    elif isinstance(data.get("figure"), (int, float)) and data.get("threshold") is not None:
+        text += f": {data['figure']:g} against a threshold of {data['threshold']}"
+    return Reason(text, (STOP_RULE_TRIPPED, f"stop_rule:{rule}"))
 
 
 def evaluate(

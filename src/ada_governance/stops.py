@@ -11,13 +11,26 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
-from ._declaration import Declaration, PositiveDuration
+from ._declaration import Declaration, PositiveDuration, format_duration
 
 if TYPE_CHECKING:
     from .records import RunRecord
     from .reviews import Review
 
+LIMIT_TOLERANCE = 1e-9
+"""Sums of decimal amounts in binary floats (0.1 + 0.1 + 0.1) may pass a limit by a
+rounding error; limits are compared with this much room, relative to the limit."""
+
+
+def passes_limit(held: float, amount: float, limit: float) -> bool:
+    """Whether holding ``amount`` more on top of ``held`` would pass ``limit`` (beyond a
+    rounding error)."""
+    return held + amount > limit + LIMIT_TOLERANCE * max(1.0, abs(limit))
+
+
 __all__ = [
+    "LIMIT_TOLERANCE",
+    "passes_limit",
     "Budget",
     "BudgetUnit",
     "BudgetWindow",
@@ -248,7 +261,8 @@ def limit_trip(rule: Budget | RunCap, held: float) -> Trip:
         held + 1,
         float(rule.max_runs),
         int(held),
-        f"run cap: {held:g} runs in the last {rule.window}; one more would pass {rule.max_runs}",
+        f"run cap: {held:g} runs in the last {format_duration(rule.window)}; "
+        f"one more would pass {rule.max_runs}",
     )
 
 
@@ -273,8 +287,8 @@ def run_trip(
                 float(failed),
                 float(rule.max_count),
                 len(recent),
-                f"exception volume: {failed} failed runs in the last {rule.window}, over "
-                f"{rule.max_count}",
+                f"exception volume: {failed} failed runs in the last "
+                f"{format_duration(rule.window)}, over {rule.max_count}",
             )
         return None
     n = len(recent)
@@ -288,8 +302,8 @@ def run_trip(
                 rate,
                 rule.max_rate,
                 n,
-                f"error rate: {failed} of {n} runs failed in the last {rule.window} "
-                f"({rate:.1%}), over {rule.max_rate:.1%}",
+                f"error rate: {failed} of {n} runs failed in the last "
+                f"{format_duration(rule.window)} ({rate:.1%}), over {rule.max_rate:.1%}",
             )
         return None
     breaches = sum(1 for r in recent if r.ended_at - r.received_at > rule.sla)
@@ -300,8 +314,9 @@ def run_trip(
             rate,
             rule.max_rate,
             n,
-            f"SLA breach rate: {breaches} of {n} runs took longer than {rule.sla} in the "
-            f"last {rule.window} ({rate:.1%}), over {rule.max_rate:.1%}",
+            f"SLA breach rate: {breaches} of {n} runs took longer than "
+            f"{format_duration(rule.sla)} in the last {format_duration(rule.window)} "
+            f"({rate:.1%}), over {rule.max_rate:.1%}",
         )
     return None
 
@@ -329,7 +344,7 @@ def review_trip(rule: RejectionRate, reviews: Sequence[Review], now: dt.datetime
             rate,
             rule.max_rate,
             n,
-            f"rejection rate: reviewers rejected {rejected} of {n} in the last {rule.window} "
-            f"({rate:.1%}), over {rule.max_rate:.1%}",
+            f"rejection rate: reviewers rejected {rejected} of {n} in the last "
+            f"{format_duration(rule.window)} ({rate:.1%}), over {rule.max_rate:.1%}",
         )
     return None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from ..records import AuditEvent, Reservation, RunRecord, RunStatus, WorkflowState
 from ..reviews import ExecutionStatus, Review, ReviewStatus
+from ..stops import passes_limit
 from .base import StoreError, SyncStoreBase, check_limit
 
 __all__ = ["MemoryStore"]
@@ -203,7 +204,7 @@ class MemoryStore(SyncStoreBase):
         with self._lock:
             self._check_open()
             held = self._sum(reservation.workflow, reservation.rule, since)
-            if held + reservation.amount > limit:
+            if passes_limit(held, reservation.amount, limit):
                 return False
             self._reservations[reservation.id] = reservation
             return True

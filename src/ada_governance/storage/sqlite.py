@@ -33,6 +33,7 @@ from ..records import (
     WorkflowState,
 )
 from ..reviews import ExecutionStatus, Review, ReviewStatus
+from ..stops import passes_limit
 from ..workflow import Stage
 from .base import StoreError, SyncStoreBase, check_limit
 
@@ -697,7 +698,7 @@ class SQLiteStore(SyncStoreBase):
 
         def work(connection: sqlite3.Connection) -> None:
             (total,) = connection.execute(_SUM_RESERVED, window).fetchone()
-            if total + reservation.amount > limit:
+            if passes_limit(float(total), reservation.amount, limit):
                 held.append(False)
                 return
             connection.execute(_INSERT_RESERVATION, row)
