@@ -8,6 +8,7 @@ import importlib
 import json
 import os
 import signal
+import sqlite3
 import sys
 import textwrap
 import threading
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import structlog
 
 from ._actions import worker_name
 from ._version import __version__
@@ -31,7 +33,7 @@ from .reviews import (
     ReviewDecisionRefused,
     ReviewStatus,
 )
-from .storage import StoreError, default_store_url
+from .storage import SQLiteStore, Store, StoreError, default_store_url, open_store
 
 __all__ = ["main"]
 
@@ -53,6 +55,10 @@ _HEADERS = {
 @click.version_option(__version__, prog_name="ada-governance")
 def main() -> None:
     """Govern AI workflows: check declarations, decide reviews, run approved actions."""
+    # Audit events are logs: on the command line they go to stderr, so what a command
+    # prints on stdout (tables, JSON) stays clean for pipes.
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
 
 def _table(results: Sequence[tuple[Readiness, Path]]) -> str:
@@ -142,7 +148,8 @@ def check(paths: tuple[Path, ...], output_format: str, require: str | None) -> N
 # --- the review queue -------------------------------------------------------------------------
 
 _STORE_HELP = (
-    "The governance store URL (sqlite:////path/governance.db, memory://). "
+    "The governance store URL (sqlite:////path/governance.db,"
+    " postgresql://user@host:5432/database, memory://). "
     "Default: $ADA_GOVERNANCE_STORE, else the default store."
 )
 _REVIEWER_ENV = "ADA_GOVERNANCE_REVIEWER"
@@ -653,3 +660,90 @@ def _on_sigterm(stop: threading.Event) -> Any:
         return signal.signal(signal.SIGTERM, handle)
     except ValueError:  # not the main thread: only Ctrl-C or --once stop it
         return None
+
+
+# --- the store -------------------------------------------------------------------------------
+
+
+@main.group()
+def store() -> None:
+    """Manage the governance store."""
+
+
+@store.command("migrate")
+@_store_option
+def migrate_store(store_url: str | None) -> None:
+    """Create the store's schema, or bring it to this version's, and say which it is.
+
+    Stores also migrate on first use (PostgreSQL under a lock, so hosts starting together
+    migrate once); run this before rolling out a new version to many hosts to do it at a
+    time of your choosing. Exits 1 when the store cannot be reached, or when its schema
+    was written by a newer ada-governance (upgrade this one).
+    """
+    url = store_url or default_store_url()
+    try:
+        opened = open_store(url)
+    except (ValueError, StoreError) as error:
+        click.echo(f"error: {_fail_message(error)}", err=True)
+        sys.exit(1)
+    try:
+        found, now = _migrate(opened)
+    except StoreError as error:
+        click.echo(f"error: {_fail_message(error)}", err=True)
+        sys.exit(1)
+    finally:
+        with contextlib.suppress(Exception):  # closing must not hide what happened
+            opened.close()
+    if now is None:
+        click.echo(f"{opened.url} keeps nothing between processes: no schema to migrate")
+    elif found == now:
+        click.echo(f"{opened.url}: schema version {now}, up to date")
+    elif found == 0:
+        click.echo(f"{opened.url}: created schema version {now}")
+    else:
+        click.echo(f"{opened.url}: migrated schema version {found} to {now}")
+
+
+def _migrate(opened: Store) -> tuple[int, int | None]:
+    """Migrate ``opened``; return the schema version found and the version now (``None``
+    for a store without a schema)."""
+    migrate = getattr(opened, "migrate", None)
+    if callable(migrate):
+        found, now = migrate()
+        return int(found), int(now)
+    if isinstance(opened, SQLiteStore):
+        from .storage.sqlite import SCHEMA_VERSION
+
+        found = _sqlite_schema_version(opened.path)
+        opened.list_runs(limit=0)  # the first call creates or migrates the schema
+        return found, SCHEMA_VERSION
+    return 0, None
+
+
+def _sqlite_schema_version(path: Path) -> int:
+    """The schema version of a SQLite file as it is now (0 if none), read-only."""
+    if not path.exists():
+        return 0
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return 0
+    try:
+        row = connection.execute("SELECT max(version) FROM ada_schema").fetchone()
+    except sqlite3.Error:
+        return 0
+    finally:
+        connection.close()
+    return int(row[0] or 0) if row else 0
+
+
+def _register_commands() -> None:
+    # The lifecycle and measurement commands live beside the modules they drive.
+    from ._cli_lifecycle import register as register_lifecycle
+    from ._cli_report import register as register_report
+
+    register_lifecycle(main)
+    register_report(main)
+
+
+_register_commands()
