@@ -84,5 +84,19 @@ def test_main_example_runs(tmp_path: Path) -> None:
     assert outbox[1]["subject"] == "Your demo: two times that work"
     assert "Review queue before the SDR:" in result.stdout
     assert "Review queue after the SDR:" in result.stdout
+
+    # The pilot: a measured baseline, a budget trip that pauses the workflow, the owner's
+    # resume, the report against the baseline, the recommendation and the decision.
+    assert "8 leads handled by hand, measured as the baseline" in result.stdout
+    assert "StopRuleTripped: workflow 'speed_to_lead' refused the run and paused: budget" in (
+        result.stdout
+    )
+    assert "day 2: the owner resumes it" in result.stdout
+    assert "Report: 21 AI runs finished; baseline of 8 runs measured" in result.stdout
+    assert "response_time: 220 s vs baseline 14400 (declared), -98%; target 300: met" in (
+        result.stdout
+    )
+    assert "Recommendation: pause" in result.stdout
+    assert "Owner's decision: revise" in result.stdout
     for row in rows:
         assert f"{row.run_id[-8:]:10} {row.trigger_type:12} {row.status.value:10}" in result.stdout

@@ -11,7 +11,7 @@ from typing import Any
 
 MODEL = "local-drafter-1"
 PROVIDER = "example"
-USD_PER_1K_TOKENS = 0.002
+USD_PER_1K_TOKENS = 1.5  # priced like a large model with a long prompt
 
 
 def draft_follow_up(

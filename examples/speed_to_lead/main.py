@@ -30,6 +30,7 @@ from crm import get_availability, get_lead
 from drafting import MODEL, PROVIDER, draft_follow_up
 from followup import FollowUp
 from outbox import outbox_path, send_email
+from pilot import run_pilot
 from workflow import SPEED_TO_LEAD
 
 from ada_governance import (
@@ -203,6 +204,7 @@ def run_example() -> None:
     print_ledger(governance.runs(SPEED_TO_LEAD))
     review_queue(governance)
     governance.close()
+    run_pilot(folder)
 
 
 def print_queue(governance: Any, title: str) -> None:

@@ -86,7 +86,8 @@ SPEED_TO_LEAD = Workflow(
             direction=Direction.DECREASE,
             baseline=Baseline(value=14_400, sample_size=212, measured_at=dt.date(2026, 10, 1)),
             target=300,
-            description="Trigger received to first reviewed reply sent.",
+            figure="cycle_time_p50",
+            description="Trigger received to the drafted reply, median.",
         ),
         Metric(
             name="meeting_conversion",
@@ -94,11 +95,12 @@ SPEED_TO_LEAD = Workflow(
             direction=Direction.INCREASE,
             baseline=Baseline(value=0.12, sample_size=212, measured_at=dt.date(2026, 10, 1)),
             target=0.18,
+            figure="outcome:meeting_booked",
         ),
     ),
     stop_rules=(
         KillSwitch(description="Dana or the SDR lead pauses it with `ada-governance pause`."),
-        Budget(limit=25, per_run=0.05, window="day"),
+        Budget(limit=0.6, per_run=0.1, window="day"),
         RunCap(max_runs=500, window=dt.timedelta(days=7)),
         ErrorRate(max_rate=0.2, window=dt.timedelta(hours=1)),
         RejectionRate(max_rate=0.3),

@@ -251,7 +251,7 @@ class Engine:
         self.retry_policy = workflow.retry
         # Whether anything must be checked once the body returns; most workflows on the
         # hot path have nothing, and skip the stage entirely.
-        self.finishing = bool(self.standard is not None or self.required_sources)
+        self.finishing = bool(not baseline and (self.standard is not None or self.required_sources))
         self.trigger_from = trigger_from
         self.signature: inspect.Signature | None = None
         if isinstance(trigger_from, str) and fn is not None:
@@ -518,6 +518,8 @@ class Engine:
             (self.workflow.name,),
             {"since": now - window},
         )
+        # Baseline runs measure the process as it was: they are not the workflow's runs.
+        runs = [run for run in runs if run.annotations.get(BASELINE_KEY) != BASELINE]
         for rule in self.run_rules:
             trip = run_trip(rule, runs, now)
             if trip is not None:
@@ -617,6 +619,8 @@ class Engine:
         workflow = self.workflow
         if run._violations:
             raise run._violations[0]
+        if self.baseline:
+            return output  # the process as it is: the AI's declared standards are not its
         if self.required_sources:
             read = {item.source for item in run._reads}
             missing = tuple(name for name in self.required_sources if name not in read)
