@@ -909,3 +909,36 @@ def test_commands_fail_with_one_line_saying_what_to_fix(
     assert result.exit_code == 1
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_report_figures_reach_the_figure_gauge() -> None:
+    """report() shows its figures on the ada.workflow.figure gauge, by workflow and name."""
+    import datetime as dt
+
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from ada_governance import Governance, MemoryStore, Workflow, governed_run, report
+    from ada_governance.testing import ManualClock
+
+    reader = InMemoryMetricReader()
+    clock = ManualClock(dt.datetime(2026, 5, 4, 9, tzinfo=dt.timezone.utc))
+    governance = Governance(
+        MemoryStore(), development=True, clock=clock, meter_provider=MeterProvider([reader])
+    )
+    workflow = Workflow(name="gauge_wf", trigger={"event": "lead"})
+    for seconds in (60, 120, 180):
+        with governed_run(workflow, governance=governance) as run:
+            clock.advance(seconds)
+            run.record_outcome(booked=1)
+    report(governance, workflow)
+    points = {
+        point.attributes["ada.figure"]: point.value
+        for metric in reader.get_metrics_data().resource_metrics[0].scope_metrics[0].metrics
+        if metric.name == "ada.workflow.figure"
+        for point in metric.data.data_points
+        if point.attributes["gen_ai.workflow.name"] == "gauge_wf"
+    }
+    assert points["runs"] == 3
+    assert points["cycle_time_p50"] == 120.0
+    assert points["outcome:booked"] == 1.0

@@ -106,6 +106,7 @@ ADA_REVIEW_EDITED: Final = "ada.review.edited"
 ADA_REVIEWER: Final = "ada.reviewer"
 ADA_ACTION_STATUS: Final = "ada.action.status"
 ADA_STOP_RULE: Final = "ada.stop_rule"
+ADA_FIGURE: Final = "ada.figure"
 
 # span events
 EVENT_EXCEPTION_ROUTED: Final = "ada.exception_routed"
@@ -121,6 +122,7 @@ METRIC_REFUSALS: Final = "ada.refusals"
 METRIC_REVIEW_LATENCY: Final = "ada.review.latency"
 METRIC_REVIEW_DECISIONS: Final = "ada.review.decisions"
 METRIC_STOP_RULE_TRIPS: Final = "ada.stop_rule.trips"
+METRIC_WORKFLOW_FIGURE: Final = "ada.workflow.figure"
 
 # Cycle time runs from minutes to days: seconds, doubling from one second to about 12 days.
 CYCLE_TIME_BUCKETS: Final = tuple(float(2**n) for n in range(21))

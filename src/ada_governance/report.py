@@ -653,7 +653,7 @@ def report(
     runs, reviews = _load(governance, workflow, since, until).select(baseline=False)
     figures = compute_figures(workflow, runs, reviews, _events(governance, workflow, since, until))
     measured = baseline_report(governance, workflow, until=until)
-    return Report(
+    result = Report(
         workflow=workflow.name,
         version=workflow.version,
         since=since,
@@ -665,6 +665,21 @@ def report(
         not_measured=tuple(m.name for m in workflow.metrics if not m.figure),
         baseline=measured,
     )
+    governance.telemetry.publish_figures(workflow.name, _published(result))
+    return result
+
+
+def _published(result: Report) -> dict[str, float]:
+    """The report's figures a dashboard shows: every number the report has, and each
+    metric's value and baseline."""
+    figures = result.figures
+    values: dict[str, float | None] = {name: figures.value(name) for name in FIGURES}
+    for name, outcome in figures.outcomes.items():
+        values[f"{OUTCOME_PREFIX}{name}"] = outcome.mean
+    for metric in result.metrics:
+        values[f"metric:{metric.name}"] = metric.value
+        values[f"baseline:{metric.name}"] = metric.baseline
+    return {name: float(value) for name, value in values.items() if value is not None}
 
 
 # --- the recommendation ------------------------------------------------------------------

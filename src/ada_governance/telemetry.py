@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
@@ -106,6 +106,12 @@ class Telemetry:
         )
         self.refusals = meter.create_counter(
             sc.METRIC_REFUSALS, unit="{refusal}", description="Runs refused, by reason."
+        )
+        self._figures: dict[tuple[str, str], float] = {}
+        meter.create_observable_gauge(
+            sc.METRIC_WORKFLOW_FIGURE,
+            callbacks=[self._observe_figures],
+            description="The latest figures of each workflow's report (report(), evaluate()).",
         )
         self.trips = meter.create_counter(
             sc.METRIC_STOP_RULE_TRIPS,
@@ -360,6 +366,21 @@ class Telemetry:
             )
         except Exception as exc:
             self._failed("span", exc)
+
+    def publish_figures(self, workflow: str, figures: Mapping[str, float]) -> None:
+        """Show a report's figures on the ``ada.workflow.figure`` gauge, by name."""
+        for name, value in figures.items():
+            self._figures[(workflow, name)] = value
+
+    def _observe_figures(self, options: Any) -> Iterable[metrics.Observation]:
+        try:
+            return [
+                metrics.Observation(value, {sc.GEN_AI_WORKFLOW_NAME: workflow, sc.ADA_FIGURE: name})
+                for (workflow, name), value in list(self._figures.items())
+            ]
+        except Exception as exc:
+            self._failed("metrics", exc)
+            return []
 
     def stop_rule_tripped(self, workflow: str, rule: str) -> None:
         """Count a stop rule's trip."""
