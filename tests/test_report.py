@@ -32,16 +32,14 @@ from ada_governance import (
     governed_run,
 )
 from ada_governance._cli_report import register
+from ada_governance.evaluation import Recommendation, decide, evaluate
 from ada_governance.report import (
     BASELINE_MODE,
     MODE_ANNOTATION,
     STOP_RULE_TRIPPED,
-    Recommendation,
     Report,
     baseline_report,
     compute_figures,
-    decide,
-    evaluate,
     percentile,
     report,
 )

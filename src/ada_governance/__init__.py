@@ -11,6 +11,7 @@ from ._version import __version__
 from .actions import Action, RiskBoundary
 from .checks import Check
 from .clock import Clock, SystemClock
+from .evaluation import Evaluation, evaluate
 from .exceptions import (
     ActionForbidden,
     CheckFailed,
@@ -59,7 +60,7 @@ from .records import (
     WorkflowState,
 )
 from .registry import WorkflowRegistry, load_workflows
-from .report import Evaluation, MetricResult, Report, baseline_report, evaluate, report
+from .report import MetricResult, Report, baseline_report, report
 from .retry import RetryPolicy
 from .review import FieldRule, OnTimeout, ReviewMode, ReviewPolicy
 from .reviews import (

@@ -12,10 +12,11 @@ from typing import Any, TypeVar
 
 import click
 
+from .evaluation import Evaluation, evaluate
 from .exceptions import DeclarationError, UsageError
 from .governance import Governance
 from .registry import load_workflows
-from .report import Evaluation, MetricResult, Report, evaluate, report
+from .report import MetricResult, Report, report
 from .storage import StoreError, default_store_url
 from .workflow import Workflow
 
