@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ada_governance.records import AuditEvent, RunRecord, RunStatus, WorkflowState
-from ada_governance.storage import MemoryStore, SQLiteStore, Store, StoreError
+from ada_governance.storage import MemoryStore, SQLiteStore, Store, StoreError, open_store
 from ada_governance.workflow import Stage
 
 # Not UTC, with microseconds: stores must keep the instant, to the microsecond.
@@ -84,11 +84,15 @@ def without_id(events: list[AuditEvent]) -> list[AuditEvent]:
     return [dataclasses.replace(e, id=None) for e in events]
 
 
-@pytest.fixture(params=["memory", "sqlite"], ids=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"], ids=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "governance.db")
-    )
+    opened: Store
+    if request.param == "memory":
+        opened = MemoryStore()
+    elif request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "governance.db")
+    else:  # a schema of this test's own, dropped afterwards (see conftest.py)
+        opened = open_store(request.getfixturevalue("pg_url"))
     yield opened
     opened.close()
 

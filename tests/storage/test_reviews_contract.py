@@ -27,7 +27,7 @@ from ada_governance.reviews import (
     ReviewStatus,
     payload_hash,
 )
-from ada_governance.storage import MemoryStore, SQLiteStore, Store, StoreError
+from ada_governance.storage import MemoryStore, SQLiteStore, Store, StoreError, open_store
 
 # Not UTC, with microseconds: stores must keep the instant, to the microsecond.
 PARIS = dt.timezone(dt.timedelta(hours=2))
@@ -149,11 +149,15 @@ def created_event(review: Review) -> AuditEvent:
     return AuditEvent(at(0), "review_requested", review.workflow, review.run_id, "agent")
 
 
-@pytest.fixture(params=["memory", "sqlite"], ids=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"], ids=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store = (
-        MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "governance.db")
-    )
+    opened: Store
+    if request.param == "memory":
+        opened = MemoryStore()
+    elif request.param == "sqlite":
+        opened = SQLiteStore(tmp_path / "governance.db")
+    else:  # a schema of this test's own, dropped afterwards (see conftest.py)
+        opened = open_store(request.getfixturevalue("pg_url"))
     yield opened
     opened.close()
 

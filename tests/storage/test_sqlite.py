@@ -426,15 +426,6 @@ def test_open_store_absolute_sqlite_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://u@db/governance", "postgres://db/g", "postgresql+psycopg://db/g"]
-)
-def test_open_store_postgresql_is_not_available_yet(url: str) -> None:
-    """PostgreSQL URLs raise `StoreError` saying support is not available yet."""
-    with pytest.raises(StoreError, match="PostgreSQL support is not available yet"):
-        open_store(url)
-
-
-@pytest.mark.parametrize(
     "url",
     [
         pytest.param("governance.db", id="bare-path"),

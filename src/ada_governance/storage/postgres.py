@@ -56,6 +56,7 @@ from ..records import (
     WorkflowState,
 )
 from ..reviews import ExecutionStatus, Review, ReviewStatus
+from ..stops import passes_limit
 from ..workflow import Stage
 from .base import StoreError, SyncStoreBase, check_limit
 
@@ -473,9 +474,7 @@ def _parse(
 ) -> _Target:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme.partition("+")[0].lower() not in _SCHEMES:
-        raise ValueError(
-            f"not a PostgreSQL URL: {url!r}; use postgresql://user@host:5432/database"
-        )
+        raise ValueError(f"not a PostgreSQL URL: {url!r}; use postgresql://user@host:5432/database")
     parts = urlsplit(f"postgresql://{rest}")
     query = parse_qsl(parts.query, keep_blank_values=True)
     given = {key: value for key, value in query if key in _OPTIONS}
@@ -506,9 +505,11 @@ def _parse(
         ) from None
     if not wait > 0 or not math.isfinite(wait):
         raise ValueError(f"pool_timeout must be a positive number of seconds, not {wait}")
-    name = chosen.get("schema")
-    if name is not None and (not name or "\x00" in name or len(name.encode()) > 63):
-        raise ValueError(f"schema must be a PostgreSQL name of 1 to 63 bytes, not {name!r}")
+    schema_name = chosen.get("schema")
+    if schema_name is not None and (
+        not schema_name or "\x00" in schema_name or len(schema_name.encode()) > 63
+    ):
+        raise ValueError(f"schema must be a PostgreSQL name of 1 to 63 bytes, not {schema_name!r}")
 
     # libpq's own parameters, with defaults that suit a governance store.
     keys = {key for key, _ in libpq}
@@ -531,8 +532,8 @@ def _parse(
     host = str(params.get("host") or os.environ.get("PGHOST") or "localhost")
     port = str(params.get("port") or os.environ.get("PGPORT") or "5432")
     database = str(params.get("dbname") or os.environ.get("PGDATABASE") or user or "")
-    where = f"{host}:{port}/{database}" + (f" (schema {name})" if name else "")
-    return _Target(conninfo, shown, where, size_min, size_max, wait, name)
+    where = f"{host}:{port}/{database}" + (f" (schema {schema_name})" if schema_name else "")
+    return _Target(conninfo, shown, where, size_min, size_max, wait, schema_name)
 
 
 # --- connections -----------------------------------------------------------------------------
@@ -704,7 +705,7 @@ class PostgresStore(SyncStoreBase):
         """A connection of ``pool`` broke: check the server on the next call."""
         with self._lock:
             if self._pool is pool and self._down is None:
-                self._down = _Down(_one_line(error), 0.0)
+                self._down = _Down(_one_line(error), -math.inf)
 
     def _execute(
         self,
@@ -712,12 +713,13 @@ class PostgresStore(SyncStoreBase):
         work: Callable[[_Connection], _T],
         *,
         transaction: bool = False,
-        idempotent: bool = False,
     ) -> _T:
         """Run ``work`` on a pooled connection, in one transaction if asked.
 
         A connection found broken is retried once, on a fresh pool, if the transaction
-        never reached its commit (so nothing was written) or ``work`` is idempotent.
+        never reached its commit (so nothing was written). Without a transaction,
+        ``work`` must be one statement that reads, or writes idempotently: it is retried
+        too, though it may have committed before the connection broke.
         Database errors become `StoreError`; whatever else ``work`` raises propagates
         unchanged, after the transaction is rolled back.
         """
@@ -752,7 +754,7 @@ class PostgresStore(SyncStoreBase):
                 broken = connection is not None and connection.closed
                 if broken:
                     self._lost(pool, error)
-                if broken and not retried and (idempotent or not committing):
+                if broken and not retried and not committing:
                     retried = True
                     continue
                 if self._closed:
@@ -820,7 +822,9 @@ class PostgresStore(SyncStoreBase):
                 ).fetchone()
                 if not exists:
                     connection.execute(f"CREATE SCHEMA {_quote(self.schema)}")
-            connection.execute(f"CREATE TABLE IF NOT EXISTS {p}ada_schema (version integer NOT NULL)")
+            connection.execute(
+                f"CREATE TABLE IF NOT EXISTS {p}ada_schema (version integer NOT NULL)"
+            )
             version = self._schema_version(connection)
             self._check_not_newer(version)
             for steps in _MIGRATIONS[version:]:
@@ -883,9 +887,12 @@ class PostgresStore(SyncStoreBase):
             _text(state.reason),
             *_audit_row(event),
         )
+        # In a transaction, so that a connection found broken before the commit is
+        # retried: a lone statement may have committed, and its audit event with it.
         self._execute(
             f"set the state of workflow {state.workflow!r}",
             lambda connection: connection.execute(self._sql.upsert_state, row),
+            transaction=True,
         )
 
     def record_run(self, record: RunRecord, events: Sequence[AuditEvent] = ()) -> None:
@@ -902,7 +909,6 @@ class PostgresStore(SyncStoreBase):
         self._execute(
             f"record run {record.run_id!r}",
             lambda connection: connection.execute(sql, parameters),
-            idempotent=True,
         )
 
     def append_audit(self, event: AuditEvent) -> None:
@@ -911,6 +917,7 @@ class PostgresStore(SyncStoreBase):
         self._execute(
             f"append audit event {event.event!r}",
             lambda connection: connection.execute(self._sql.insert_audit, row),
+            transaction=True,
         )
 
     def list_runs(
@@ -1099,7 +1106,7 @@ class PostgresStore(SyncStoreBase):
             connection.execute(self._sql.lock_reservations, (key,))
             found = connection.execute(self._sql.sum_reserved, window).fetchone()
             total = float(found[0]) if found else 0.0
-            if total + reservation.amount > limit:
+            if passes_limit(total, reservation.amount, limit):
                 return False
             connection.execute(self._sql.insert_reservation, row)
             return True
@@ -1115,7 +1122,6 @@ class PostgresStore(SyncStoreBase):
             lambda connection: connection.execute(
                 self._sql.settle_reservation, (float(amount), reservation_id)
             ),
-            idempotent=True,
         )
 
     def reserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
