@@ -468,7 +468,9 @@ class Engine:
         yield from self._write(governance, record, (refusal,))
         audit.log_event(refusal, self.owner)
         yield from self.trip(governance, trip, now, run.id)
-        governance.telemetry.refused(run, record, StopRuleTripped.__name__, trip.message)
+        governance.telemetry.refused(
+            run, record, StopRuleTripped.__name__, trip.message, rule=trip.rule
+        )
         raise StopRuleTripped(
             f"workflow {self.workflow.name!r} refused the run and paused: {trip.message}",
             workflow=self.workflow.name,
@@ -857,7 +859,9 @@ class Engine:
             governance.telemetry.end_run(run, record, error, None)
             yield from self._after(governance, run, record)
             return NO_FALLBACK
-        message = _text(error)
+        # An error's text may quote the data it choked on (pydantic shows input values):
+        # values read from personal sources are replaced before it is logged or stored.
+        message = run._redact(_text(error)) if run._personal else _text(error)
         events = [
             AuditEvent(
                 now,

@@ -263,8 +263,10 @@ class Telemetry:
         error_type: str,
         message: str,
         check: str | None = None,
+        rule: str | None = None,
     ) -> None:
-        """End a refused run's span as an error naming the refusal, and count it."""
+        """End a refused run's span as an error naming the refusal (and the check or stop
+        rule behind it), and count it."""
         reason = record.refusal_reason or "refused"
         try:
             span = run._span
@@ -277,6 +279,8 @@ class Telemetry:
                     }
                     if check is not None:
                         attributes[sc.ADA_CHECK_NAME] = check
+                    if rule is not None:
+                        attributes[sc.ADA_STOP_RULE] = rule
                     span.set_attributes(attributes)
                     span.set_status(_error_status(message))
                 span.end()
@@ -409,10 +413,37 @@ class Telemetry:
             self._failed("span", exc)
 
     def review_decided(self, review: Review) -> None:
-        """Count a decision and how long the review waited for it."""
+        """Record a decision: a ``review {action}`` span (its own trace, linked to the
+        run's span) with an ``ada.review.decided`` event, the decision count, and how
+        long the review waited for it."""
         decision = review.decisions[-1] if review.decisions else None
         if decision is None:
             return
+        try:
+            span = self.tracer.start_span(
+                f"review {review.action}",
+                context=Context(),
+                kind=SpanKind.INTERNAL,
+                links=_run_link(review),
+                attributes={
+                    sc.GEN_AI_WORKFLOW_NAME: review.workflow,
+                    sc.GEN_AI_TOOL_NAME: review.action,
+                    sc.ADA_RUN_ID: review.run_id,
+                    sc.ADA_REVIEW_ID: review.id,
+                },
+            )
+            span.add_event(
+                sc.EVENT_REVIEW_DECIDED,
+                {
+                    sc.ADA_REVIEW_DECISION: decision.verdict,
+                    sc.ADA_REVIEWER: decision.reviewer,
+                    sc.ADA_REVIEW_EDITED: decision.edited,
+                    sc.ADA_REVIEW_STATUS: review.status.value,
+                },
+            )
+            span.end()
+        except Exception as exc:
+            self._failed("span", exc)
         try:
             latency = (decision.at - review.created_at).total_seconds()
             attributes: dict[str, str | bool] = {
@@ -436,18 +467,7 @@ class Telemetry:
         """Start an ``execute_tool {action}`` span for an approved action: a new trace,
         linked to the run's span (never a span held open while a person decided)."""
         try:
-            links = []
-            if review.trace_id and review.span_id:
-                links.append(
-                    trace.Link(
-                        trace.SpanContext(
-                            int(review.trace_id, 16),
-                            int(review.span_id, 16),
-                            is_remote=True,
-                            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
-                        )
-                    )
-                )
+            links = _run_link(review)
             return self.tracer.start_span(
                 f"execute_tool {review.action}",
                 context=Context(),
@@ -551,6 +571,19 @@ class Telemetry:
                 )
         except Exception as exc:
             self._failed("metrics", exc)
+
+
+def _run_link(review: Review) -> list[trace.Link]:
+    """A link to the span of the run that requested ``review``, when it was traced."""
+    if not (review.trace_id and review.span_id):
+        return []
+    context = trace.SpanContext(
+        int(review.trace_id, 16),
+        int(review.span_id, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+    )
+    return [trace.Link(context)]
 
 
 def _render(value: Any) -> str:

@@ -180,5 +180,10 @@ def test_example_spans_reach_phoenix(phoenix: str, tmp_path: Path) -> None:
         assert send["context"]["trace_id"] not in traces
         assert send["attributes"]["ada.run.id"] in {row.run_id for row in ledger.values()}
         assert send["attributes"]["ada.action.status"] == "succeeded"
-    others = [span for span in spans if span not in sends]
+    # Each decision the SDR made is a `review send_email` span of its own trace too.
+    decisions = [span for span in spans if span["name"] == "review send_email"]
+    assert len(decisions) == 3, [span["name"] for span in spans]
+    for decision in decisions:
+        assert decision["context"]["trace_id"] not in traces
+    others = [span for span in spans if span not in sends and span not in decisions]
     assert {span["context"]["trace_id"] for span in others} == traces
