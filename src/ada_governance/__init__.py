@@ -77,7 +77,7 @@ from .reviews import (
     ReviewStatus,
     SelfApprovalForbidden,
 )
-from .run import ExceptionRecord, ModelCall, Run, current_run, with_current_context
+from .run import ExceptionRecord, ModelCall, Run, current_run, source, with_current_context
 from .runtime import GovernedRun, governed_action, governed_run, governed_workflow
 from .sources import Classification, Source, SourceData, content_hash
 from .stops import (
@@ -217,6 +217,7 @@ __all__ = [
     "report",
     "resume",
     "retire",
+    "source",
     "verify_signature",
     "with_current_context",
 ]

@@ -340,8 +340,18 @@ def request(
         governance._notify("requested", review)
         return PendingAction(review.id, name, workflow.name, governance)
     args, kwargs = ((payload,), _NO_KWARGS) if call == "payload" else ((), payload)
-    result = yield (_CALL_IN_RUN, (fn, run), args, kwargs)
-    run._side_effects += 1
+    telemetry = run._telemetry
+    span = telemetry.start_child(run, f"execute_tool {name}", tool=name) if telemetry else None
+    try:
+        result = yield (_CALL_IN_RUN, (fn, run), args, kwargs)
+    except BaseException as error:
+        if telemetry is not None:
+            telemetry.end_child(span, error)
+        raise
+    finally:
+        run._side_effects += 1  # it ran, or began to: a retry must not run it again
+    if telemetry is not None:
+        telemetry.end_child(span, None)
     run._attempt_events.append(
         AuditEvent(
             governance.clock.now(),

@@ -637,6 +637,11 @@ class Engine:
         standard = self.standard
         if standard is None or not check_output:
             return output
+        span = (
+            run._telemetry.start_child(run, f"validate_output {workflow.name}")
+            if (run._telemetry is not None)
+            else None
+        )
         value, issues = check_schema(standard, output)
         if not issues:
             for validator in standard.validators:
@@ -646,6 +651,8 @@ class Engine:
                 except Exception as exc:
                     name = getattr(validator, "__name__", "validator")
                     issues.append(OutputIssue(f"{name}.raised", _describe(exc)))
+        if run._telemetry is not None:
+            run._telemetry.end_validation(span, run.attempt, issues)
         if not issues:
             return value if standard.mode == "coerce" else output
         if standard.on_fail is OnFail.RETRY:

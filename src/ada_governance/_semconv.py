@@ -89,6 +89,8 @@ ADA_FALLBACK_USED: Final = "ada.run.fallback_used"
 ADA_ROUTE_TO: Final = "ada.exception.route_to"
 ADA_COST_USD: Final = "ada.cost.usd"
 ADA_OUTPUT: Final = "ada.output"
+ADA_OUTPUT_VALID: Final = "ada.output.valid"
+ADA_OUTPUT_ISSUES: Final = "ada.output.issues"
 
 ADA_SOURCE_NAME: Final = "ada.source.name"
 ADA_SOURCE_SYSTEM: Final = "ada.source.system"

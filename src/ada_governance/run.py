@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from .outputs import OutputIssue
     from .telemetry import Telemetry
 
-__all__ = ["ExceptionRecord", "ModelCall", "Run", "current_run", "with_current_context"]
+__all__ = [
+    "ExceptionRecord",
+    "ModelCall",
+    "Run",
+    "current_run",
+    "source",
+    "with_current_context",
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -474,3 +481,31 @@ def with_current_context(fn: Callable[P, R]) -> Callable[P, R]:
         return context.copy().run(fn, *args, **kwargs)
 
     return run_in_context
+
+
+def source(name: str) -> Callable[[Callable[P, R]], Callable[P, Any]]:
+    """Make a loader function read the approved source ``name`` through the current run.
+
+    ``@source("crm.lead")`` on ``def get_lead(lead_id)`` means every call of
+    ``get_lead`` inside a governed run is checked against the workflow's approved sources
+    and leaves its provenance, as ``current_run().source("crm.lead", get_lead, ...)``
+    would; async loaders become awaitable the same way. Outside a run it raises
+    `NoActiveRun`: approved data is read by governed code only.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, Any]:
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def read_async(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await current_run().asource(name, fn, *args, **kwargs)
+
+            return read_async
+
+        @functools.wraps(fn)
+        def read(*args: P.args, **kwargs: P.kwargs) -> Any:
+            return current_run().source(name, fn, *args, **kwargs)
+
+        return read
+
+    return decorate

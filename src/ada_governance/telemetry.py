@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
@@ -355,6 +355,57 @@ class Telemetry:
                 span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
                 if isinstance(error, Exception):
                     span.set_status(_error_status(type(error).__name__))
+            span.end()
+        except Exception as exc:
+            self._failed("span", exc)
+
+    def start_child(self, run: Run, name: str, *, tool: str | None = None) -> Span | None:
+        """Start a span under the run's span: ``validate_output {workflow}``, or
+        ``execute_tool {action}`` for an action done inside the run."""
+        context = run._otel_context
+        if context is None:
+            return None
+        try:
+            attributes: dict[str, Any] = {
+                sc.GEN_AI_WORKFLOW_NAME: run.workflow.name,
+                sc.ADA_RUN_ID: run.id,
+            }
+            if tool is not None:
+                attributes[sc.GEN_AI_OPERATION_NAME] = sc.OPERATION_EXECUTE_TOOL
+                attributes[sc.GEN_AI_TOOL_NAME] = tool
+            return self.tracer.start_span(
+                name, context=context, kind=SpanKind.INTERNAL, attributes=attributes
+            )
+        except Exception as exc:
+            self._failed("span", exc)
+            return None
+
+    def end_child(self, span: Span | None, error: BaseException | None) -> None:
+        """End a child span, as an error if ``error`` is an exception."""
+        if span is None:
+            return
+        try:
+            if isinstance(error, Exception):
+                span.set_attribute(sc.ERROR_TYPE, type(error).__name__)
+                span.set_status(_error_status(type(error).__name__))
+            span.end()
+        except Exception as exc:
+            self._failed("span", exc)
+
+    def end_validation(self, span: Span | None, attempt: int, issues: Sequence[Any]) -> None:
+        """End an output check's span: whether it passed, and the issues' names."""
+        if span is None:
+            return
+        try:
+            span.set_attributes(
+                {
+                    sc.ADA_OUTPUT_VALID: not issues,
+                    sc.ADA_OUTPUT_ISSUES: [str(getattr(i, "name", i)) for i in issues],
+                    sc.ADA_ATTEMPT: attempt,
+                }
+            )
+            if issues:
+                span.set_status(_error_status("OutputRejected"))
             span.end()
         except Exception as exc:
             self._failed("span", exc)
