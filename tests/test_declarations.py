@@ -524,15 +524,18 @@ def test_actions_not_requiring_approval_need_no_review_policy(risk: RiskBoundary
     assert workflow.actions[0].risk is risk
 
 
-def test_output_standard_on_fail_review_is_refused_until_the_review_queue_exists() -> None:
-    """on_fail 'review' is a declaration error saying the review queue is not there yet,
-    with or without a review policy."""
-    for extra in ({}, {"review": {"reviewers": ["sales"]}}):
-        error = declaration_error(
-            Workflow.from_dict, {"name": "w", "output_standard": {"on_fail": "review"}, **extra}
-        )
-        assert paths(error) == {"output_standard.on_fail"}
-        assert "does not have yet" in error.problems[0].message
+def test_output_standard_on_fail_review_needs_a_review_policy() -> None:
+    """on_fail 'review' without a review policy is reported at output_standard.on_fail."""
+    error = declaration_error(
+        Workflow.from_dict, {"name": "w", "output_standard": {"on_fail": "review"}}
+    )
+    assert paths(error) == {"output_standard.on_fail"}
+    assert "needs a review policy" in error.problems[0].message
+    assert Workflow(
+        name="w",
+        output_standard=OutputStandard(on_fail="review"),
+        review=ReviewPolicy(reviewers=["sales"]),
+    ).output_standard
 
 
 @pytest.mark.parametrize(

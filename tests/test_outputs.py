@@ -695,3 +695,63 @@ def test_side_effects_stop_retries(gov: Governance, cause: str) -> None:
     assert calls == [1]
     assert only_row(gov).attempts == 1
     assert gov.audit_events(event="attempt_failed") == []
+
+
+def test_on_fail_review_holds_the_output_for_a_person() -> None:
+    """on_fail 'review': a failing output is not discarded but held in a review; the
+    call returns a PendingAction, the run waits for review, and the approved (edited)
+    output is the result; an edit that breaks the schema is refused."""
+    from pydantic import BaseModel
+
+    from ada_governance import Governance, InvalidPayload, MemoryStore, PendingAction
+
+    class Note(BaseModel):
+        text: str
+
+    governance = Governance(MemoryStore(), development=True)
+    workflow = Workflow(
+        name="held_output",
+        trigger={"event": "lead"},
+        output_standard={
+            "schema": Note,
+            "validators": [lambda note: ["too_short"] if len(note.text) < 5 else []],
+            "on_fail": "review",
+        },
+        review={"reviewers": ["sdr"]},
+    )
+
+    @governed_workflow(workflow, governance=governance)
+    def draft(text: str) -> dict[str, str]:
+        return {"text": text}
+
+    assert draft("long enough") == {"text": "long enough"}
+    handle = draft("hi")
+    assert isinstance(handle, PendingAction)
+    assert [row.status.value for row in governance.runs(workflow)] == [
+        "succeeded",
+        "pending_review",
+    ]
+    review = governance.review(handle.review_id)
+    assert review.payload == {"text": "hi"}
+    assert review.policy["issues"] == ["too_short"]
+    with pytest.raises(InvalidPayload):
+        governance.approve(handle.review_id, "dana", roles=["sdr"], edits={"text": 5})
+    governance.approve(handle.review_id, "dana", roles=["sdr"], edits={"text": "hi there"})
+    assert handle.wait(1).result == {"text": "hi there"}
+
+
+def test_on_fail_review_is_refused_for_streams() -> None:
+    """A stream cannot be held for review: declaring it on a generator is a UsageError."""
+    from ada_governance import UsageError
+
+    workflow = Workflow(
+        name="held_stream",
+        trigger={"event": "lead"},
+        output_standard={"validators": [lambda out: []], "on_fail": "review"},
+        review={"reviewers": ["sdr"]},
+    )
+    with pytest.raises(UsageError, match="hold for review"):
+
+        @governed_workflow(workflow)
+        def stream() -> Any:
+            yield "chunk"

@@ -195,10 +195,10 @@ def workflows(draw: st.DrawFn) -> Workflow:
     deployed = stage in (Stage.PILOT, Stage.PRODUCTION)
     review = draw(st.none() | review_policies())
     risks = list(RiskBoundary)
-    # on_fail 'review' needs the review queue, which does not exist yet.
-    on_fails = [on_fail for on_fail in OnFail if on_fail is not OnFail.REVIEW]
-    if review is None:  # an approval needs a review policy
+    on_fails = list(OnFail)
+    if review is None:  # an approval and on_fail 'review' both need a review policy
         risks.remove(RiskBoundary.REQUIRES_APPROVAL)
+        on_fails.remove(OnFail.REVIEW)
     declared_metrics = draw(
         st.lists(
             metrics(st.none() | baselines),

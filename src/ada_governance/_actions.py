@@ -7,6 +7,7 @@ steps (generators) that `_engine.drive` and `_engine.adrive` answer.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import inspect
 import os
@@ -71,9 +72,56 @@ def register_action(workflow: str, action: str, fn: Callable[..., Any], call: st
     _REGISTRY[(workflow, action)] = (fn, call)
 
 
+OUTPUT_ACTION = "output"
+"""The action of a review that holds an output which failed its standard (``on_fail:
+review``): approving it releases the output, as approved or edited."""
+
+
+def _release_output(payload: Any) -> Any:
+    return payload
+
+
 def registered_action(workflow: str, action: str) -> tuple[Callable[..., Any], str] | None:
     """The code registered for ``action`` of ``workflow`` in this process, if any."""
+    if action == OUTPUT_ACTION:
+        return (_release_output, "payload")
     return _REGISTRY.get((workflow, action))
+
+
+def hold_output(
+    governance: Governance, run: Run, output: Any, issues: list[Any]
+) -> Steps[PendingAction]:
+    """Send an output that failed its standard to a person (``on_fail: review``)."""
+    workflow = run.workflow
+    standard = workflow.output_standard
+    data = to_json(output, workflow=workflow.name, action=OUTPUT_ACTION)
+    declared = Action(
+        name=OUTPUT_ACTION,
+        risk=RiskBoundary.REQUIRES_APPROVAL,
+        input_schema=standard.schema_ if standard is not None else None,
+    )
+    now = governance.clock.now()
+    review = _new_review(run, declared, data, f"run:{run.id}", now, ReviewKind.APPROVAL, "payload")
+    review = dataclasses.replace(
+        review, policy={**review.policy, "issues": [str(issue) for issue in issues]}
+    )
+    event = AuditEvent(
+        now,
+        audit.REVIEW_REQUESTED,
+        workflow.name,
+        run.id,
+        data={
+            "review_id": review.id,
+            "action": OUTPUT_ACTION,
+            "issues": [str(issue) for issue in issues],
+        },
+    )
+    yield (_STORE, "create_review", (review, (event,)), _NO_KWARGS)
+    run._pending.append(review.id)
+    if run._telemetry is not None:
+        run._telemetry.review_requested(run, review)
+    governance._notify("requested", review)
+    return PendingAction(review.id, OUTPUT_ACTION, workflow.name, governance)
 
 
 def worker_name() -> str:
@@ -435,6 +483,13 @@ def validate_edit(review: Review, edits: Any) -> Any:
     data = to_json(edits, workflow=review.workflow, action=review.action)
     known = WORKFLOWS.get(review.workflow)
     declared = known.action(review.action) if known is not None else None
+    if known is not None and review.action == OUTPUT_ACTION:
+        standard = known.output_standard
+        declared = Action(
+            name=OUTPUT_ACTION,
+            risk=RiskBoundary.REQUIRES_APPROVAL,
+            input_schema=standard.schema_ if standard is not None else None,
+        )
 
     def cannot(why: str) -> InvalidPayload:
         return InvalidPayload(

@@ -657,6 +657,12 @@ class Engine:
             return value if standard.mode == "coerce" else output
         if standard.on_fail is OnFail.RETRY:
             raise RetryOutput(issues)
+        if standard.on_fail is OnFail.REVIEW and run._governance is not None:
+            # The output goes to a person instead of being discarded: the call returns a
+            # PendingAction, and the approved (perhaps edited) output is its result.
+            from ._actions import hold_output
+
+            return (yield from hold_output(run._governance, run, output, issues))
         raise self.rejected(run, issues)
 
     def rejected(self, run: Run, issues: list[OutputIssue]) -> OutputRejected:

@@ -21,8 +21,9 @@ class OnFail(str, Enum):
     EXCEPTION_PATH = "exception_path"
     """Route the failure down the workflow's exception path."""
     REVIEW = "review"
-    """Send the output to a person instead of discarding it (needs the review queue,
-    which this version does not have yet: declaring it is a declaration error)."""
+    """Send the output to a person instead of discarding it: the call returns a
+    `PendingAction`, and the output as approved (or edited) is its result. Needs a
+    review policy."""
     RETRY = "retry"
     """Run the body again, up to ``max_attempts`` times, with the previous issues."""
 

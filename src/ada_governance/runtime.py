@@ -270,11 +270,13 @@ def _wrap_async_generator(fn: Callable[..., Any], engine: Engine) -> Callable[..
 
 def _wrap(fn: Callable[..., Any], engine: Engine) -> Callable[..., Any]:
     streams = inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn)
-    if streams and engine.standard is not None and engine.standard.on_fail is OnFail.RETRY:
+    held = (OnFail.RETRY, OnFail.REVIEW)
+    if streams and engine.standard is not None and engine.standard.on_fail in held:
         raise UsageError(
-            f"{fn.__qualname__} streams its output, which cannot be taken back to retry: "
-            f"workflow {engine.workflow.name!r} says on_fail 'retry'; choose 'raise' or "
-            "'exception_path' for a streaming workflow, or return the whole output"
+            f"{fn.__qualname__} streams its output, which cannot be taken back to retry or "
+            f"to hold for review: workflow {engine.workflow.name!r} says on_fail "
+            f"{engine.standard.on_fail.value!r}; choose 'raise' or 'exception_path' for a "
+            "streaming workflow, or return the whole output"
         )
     if inspect.isasyncgenfunction(fn):
         return _wrap_async_generator(fn, engine)

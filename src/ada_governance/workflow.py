@@ -182,11 +182,15 @@ def _workflow_rules(data: Any) -> Iterable[tuple[Loc, str]]:
                     "needs a review policy: add 'review' with at least one reviewer role",
                 )
     standard = field_of(data, "output_standard")
-    if standard is not None and enum_text(field_of(standard, "on_fail")) == OnFail.REVIEW.value:
+    if (
+        standard is not None
+        and enum_text(field_of(standard, "on_fail")) == OnFail.REVIEW.value
+        and field_of(data, "review") is None
+    ):
         yield (
             ("output_standard", "on_fail"),
-            "'review' sends failed outputs to a person's review queue, which this version "
-            "of ada-governance does not have yet; choose raise, exception_path or retry",
+            "'review' sends failed outputs to a person, so the workflow needs a review "
+            "policy: add 'review' with at least one reviewer role, or choose another on_fail",
         )
     checks = field_of(data, "checks") or ()
     if not isinstance(checks, (str, Mapping)):
