@@ -19,17 +19,9 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from . import audit
 from ._declaration import import_object, import_path_of
-from ._engine import (
-    _CALL,
-    _CALL_IN_RUN,
-    _NO_KWARGS,
-    _STORE,
-    WORKFLOWS,
-    Steps,
-    _describe,
-    _new_id,
-    check_review_rules,
-)
+from ._engine import WORKFLOWS
+from ._limits import check_review_rules
+from ._ops import _CALL, _CALL_IN_RUN, _NO_KWARGS, _STORE, Steps, _describe, _new_id
 from .actions import Action, RiskBoundary
 from .checks import check_reason
 from .exceptions import ActionForbidden, CheckFailed, InvalidPayload, UsageError

@@ -8,47 +8,46 @@ decorators and context managers in `runtime` only choose the runner and call the
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import inspect
-import os
-import random
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
-import tenacity
-
+from . import _limits, _retrying, audit, policy
 from . import _semconv as sc
-from . import audit, policy
+from ._limits import BASELINE, BASELINE_KEY, check_review_rules
+from ._ops import (
+    _CALL,
+    _CALL_IN_RUN,
+    _NO_KWARGS,
+    _STORE,
+    RetryOutput,
+    Steps,
+    _describe,
+    _new_id,
+    _text,
+)
 from .checks import check_reason
 from .exceptions import (
     CheckFailed,
     GovernanceUnavailable,
     OutputRejected,
     RequiredSourceNotRead,
-    StopRuleTripped,
     TriggerRefused,
     UsageError,
 )
 from .outputs import OnFail, OutputIssue, check_schema, validator_issues
-from .records import AuditEvent, Reservation, RunRecord, RunStatus, TriggerEvent
-from .reviews import Review, ReviewDecisionRefused
+from .records import AuditEvent, RunRecord, RunStatus, TriggerEvent
 from .run import _CURRENT, ExceptionRecord, Run, _activate, _deactivate
 from .stops import (
     Budget,
-    BudgetUnit,
     ErrorRate,
     ExceptionVolume,
     RejectionRate,
     RunCap,
     SlaBreachRate,
     Trip,
-    limit_trip,
-    reservation_rule,
-    review_trip,
-    run_trip,
-    window_start,
 )
 from .storage import Store
 
@@ -62,42 +61,16 @@ P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
 
-_STORE = 0
-_CALL = 1
-_CALL_IN_RUN = 2
-Op = tuple[int, Any, tuple[Any, ...], Mapping[str, Any]]
-Steps = Generator[Op, Any, T]
-_NO_KWARGS: Mapping[str, Any] = {}
-
 
 class _NoFallback:
     """Marks that the exception path gave no fallback value: re-raise."""
 
 
 NO_FALLBACK = _NoFallback()
-_MESSAGE_LIMIT = 500
-
-BASELINE_KEY = "ada.mode"
-BASELINE = "baseline"
-"""Baseline runs carry ``{"ada.mode": "baseline"}`` in their annotations."""
 
 WORKFLOWS: dict[str, Workflow] = {}
 """The workflows governed in this process, by name: stop rules about reviews are checked
 where their decisions are made, if the workflow is known there."""
-
-
-class RetryOutput(Exception):
-    """Raised inside an attempt whose output failed a standard that says ``retry``."""
-
-    def __init__(self, issues: list[OutputIssue]) -> None:
-        super().__init__("; ".join(map(str, issues)))
-        self.issues = issues
-
-
-def _new_id() -> str:
-    # Time-ordered: 14 hex digits of microseconds since the epoch, then 72 random bits.
-    # Ids sort by creation time, which keeps database indexes appending at one end.
-    return f"{time.time_ns() // 1000:014x}{os.urandom(9).hex()}"
 
 
 def _sync_only(target: Any, answer: Any) -> Any:
@@ -411,128 +384,27 @@ class Engine:
                 yield from self._check_failed(governance, run, check.name, reason)
         return run
 
-    # --- stop rules ------------------------------------------------------------------------
+    # --- stop rules (in _limits) ---------------------------------------------------------
 
     def _reserve(
         self, governance: Governance, run: Run, rule: Budget | RunCap, now: dt.datetime
     ) -> Steps[None]:
-        """Take this run's share of a budget or run cap, or refuse the run and trip."""
-        key = reservation_rule(rule)
-        if isinstance(rule, Budget):
-            since, limit, amount = window_start(rule.window, now), rule.limit, rule.per_run
-        else:
-            since, limit, amount = now - rule.window, float(rule.max_runs), 1.0
-        reservation = Reservation(_new_id(), self.workflow.name, key, amount, now, run.id)
-        try:
-            held = yield (_STORE, "reserve", (reservation, limit, since), _NO_KWARGS)
-        except Exception as exc:
-            # The store cannot say whether the limit allows the run: refuse it (fail
-            # closed), and give back what this run already holds under other limits.
-            try:
-                yield from self._release(run)
-            except Exception:
-                run._reservations.clear()  # the store is down: the holds lapse with it
-            message = (
-                f"the governance store ({governance.store.url}) could not reserve "
-                f"{rule.kind} for workflow {self.workflow.name!r}, so the call was refused: "
-                f"{_describe(exc)}"
-            )
-            record = self._record(run, RunStatus.REFUSED, now, refusal_reason="store_unavailable")
-            event_row = AuditEvent(
-                now,
-                audit.RUN_REFUSED,
-                self.workflow.name,
-                run.id,
-                data={"reason": "store_unavailable", "message": message},
-            )
-            yield from self._write(governance, record, (event_row,))
-            audit.log_event(event_row, self.owner)
-            governance.telemetry.refused(run, record, GovernanceUnavailable.__name__, message)
-            raise GovernanceUnavailable(
-                message, workflow=self.workflow.name, run_id=run.id
-            ) from exc
-        if held:
-            run._reservations.append((reservation.id, rule))
-            return
-        yield from self._release(run)
-        total = yield (_STORE, "reserved", (self.workflow.name, key, since), _NO_KWARGS)
-        trip = limit_trip(rule, float(total))
-        record = self._record(run, RunStatus.REFUSED, now, refusal_reason=StopRuleTripped.reason)
-        refusal = AuditEvent(
-            now,
-            audit.RUN_REFUSED,
-            self.workflow.name,
-            run.id,
-            data={"reason": StopRuleTripped.reason, "rule": trip.rule, "message": trip.message},
-        )
-        yield from self._write(governance, record, (refusal,))
-        audit.log_event(refusal, self.owner)
-        yield from self.trip(governance, trip, now, run.id)
-        governance.telemetry.refused(
-            run, record, StopRuleTripped.__name__, trip.message, rule=trip.rule
-        )
-        raise StopRuleTripped(
-            f"workflow {self.workflow.name!r} refused the run and paused: {trip.message}",
-            workflow=self.workflow.name,
-            run_id=run.id,
-            rule=trip.rule,
-            figure=trip.figure,
-            threshold=trip.threshold,
-        )
+        return _limits.reserve(self, governance, run, rule, now)
 
     def _release(self, run: Run) -> Steps[None]:
-        """Give back a refused run's reservations."""
-        for reservation_id, _ in run._reservations:
-            yield (_STORE, "settle", (reservation_id, 0.0), _NO_KWARGS)
-        run._reservations.clear()
+        return _limits.release(self, run)
 
     def _settle(self, run: Run, record: RunRecord) -> Steps[None]:
-        """Settle a finished run's budget reservations to what it recorded."""
-        for reservation_id, rule in run._reservations:
-            if isinstance(rule, Budget):
-                used = (
-                    record.cost
-                    if rule.unit is BudgetUnit.USD
-                    else float(record.input_tokens + record.output_tokens)
-                )
-                yield (_STORE, "settle", (reservation_id, used), _NO_KWARGS)
-                if used > rule.per_run:
-                    # The run spent more than it declared: the budget holds it as spent,
-                    # so later runs see it, but runs already in flight may pass the limit.
-                    overrun = AuditEvent(
-                        record.ended_at,
-                        audit.BUDGET_OVERRUN,
-                        record.workflow,
-                        record.run_id,
-                        data={"per_run": rule.per_run, "used": used, "unit": rule.unit.value},
-                    )
-                    yield (_STORE, "append_audit", (overrun,), _NO_KWARGS)
-                    audit.log_event(overrun, self.owner)
-        run._reservations.clear()
+        return _limits.settle(self, run, record)
 
     def _check_run_rules(self, governance: Governance, now: dt.datetime) -> Steps[None]:
-        """After a run: trip the first rule over the ledger whose figure passed its
-        threshold (error rate, exception volume, SLA breach rate)."""
-        window = max(rule.window for rule in self.run_rules)
-        runs = yield (
-            _STORE,
-            "list_runs",
-            (self.workflow.name,),
-            {"since": now - window},
-        )
-        # Baseline runs measure the process as it was: they are not the workflow's runs.
-        runs = [run for run in runs if run.annotations.get(BASELINE_KEY) != BASELINE]
-        for rule in self.run_rules:
-            trip = run_trip(rule, runs, now)
-            if trip is not None:
-                yield from self.trip(governance, trip, now, None)
-                return
+        return _limits.check_run_rules(self, governance, now)
 
     def trip(
         self, governance: Governance, trip: Trip, now: dt.datetime, run_id: str | None
     ) -> Steps[None]:
         """Pause the workflow for a tripped rule: stored stage, audit, metric, notifiers."""
-        yield from trip_steps(governance, self.workflow, trip, now, run_id)
+        return _limits.trip_steps(governance, self.workflow, trip, now, run_id)
 
     def _check_failed(
         self, governance: Governance, run: Run, check: str, reason: str
@@ -696,129 +568,8 @@ class Engine:
         )
 
     def retrying(self, run: Run, governance: Governance, *, asynchronous: bool) -> Any:
-        """A tenacity controller for the body's attempts: transient errors and rejected
-        outputs, each within its own limit; never past an executed action."""
-        policy_ = self.retry_policy
-        standard = self.standard
-        transient: tuple[type[BaseException], ...] = tuple(policy_.on) if policy_ else ()
-        output_limit = standard.max_attempts if standard is not None else 1
-        counts = {"output": 0, "transient": 0}
-        deadline = policy_.deadline.total_seconds() if policy_ and policy_.deadline else None
-        # Exponential from initial_wait to max_wait, plus up to initial_wait of jitter.
-        # Written out rather than tenacity's wait_exponential_jitter, whose arguments
-        # changed between the tenacity versions we support.
-        initial = policy_.initial_wait.total_seconds() if policy_ else 0.0
-        ceiling = policy_.max_wait.total_seconds() if policy_ else 0.0
-        spread = initial if policy_ and policy_.jitter else 0.0
-
-        def backoff(attempt: int) -> float:
-            base = min(ceiling, initial * 2.0 ** max(0, attempt - 1))
-            return float(base + (random.uniform(0, spread) if spread else 0.0))
-
-        def failure(state: tenacity.RetryCallState) -> BaseException | None:
-            return state.outcome.exception() if state.outcome is not None else None
-
-        def retry(state: tenacity.RetryCallState) -> bool:
-            error = failure(state)
-            if error is None or run._side_effects:
-                return False
-            if isinstance(error, RetryOutput):
-                counts["output"] += 1
-                return True
-            if transient and isinstance(error, transient):
-                counts["transient"] += 1
-                return True
-            return False
-
-        waits: dict[str, float] = {}
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            error = failure(state)
-            if isinstance(error, RetryOutput):
-                waits["next"] = 0.0
-                return counts["output"] >= output_limit
-            if policy_ is None or counts["transient"] >= policy_.attempts:
-                return True
-            waits["next"] = backoff(counts["transient"])
-            elapsed = state.seconds_since_start or 0.0
-            # The next attempt must start before the deadline, wait included.
-            return deadline is not None and elapsed + waits["next"] >= deadline
-
-        def wait(state: tenacity.RetryCallState) -> float:
-            return waits.pop("next", 0.0)
-
-        def discard_attempt() -> list[str]:
-            # Reviews the discarded attempt requested must not be decided and run: the
-            # retry will request its own.
-            withdrawn = run._pending[:]
-            run._pending.clear()
-            return withdrawn
-
-        def withdraw_events(before: Review, after: Review) -> list[AuditEvent]:
-            return [
-                AuditEvent(
-                    after.decisions[-1].at,
-                    audit.REVIEW_WITHDRAWN,
-                    after.workflow,
-                    after.run_id,
-                    data={"review_id": after.id, "action": after.action},
-                )
-            ]
-
-        def withdraw(review_id: str, now: dt.datetime) -> Callable[[Review], Review]:
-            reason = f"attempt {run.attempt} was discarded and retried"
-            return lambda review: review.withdraw(now, reason)
-
-        def before_sleep(state: tenacity.RetryCallState) -> None:
-            note(state)
-            for review_id in discard_attempt():
-                now = governance.clock.now()
-                # One decided in the instant since it was asked stands.
-                with contextlib.suppress(ReviewDecisionRefused):
-                    governance.store.update_review(
-                        review_id, withdraw(review_id, now), withdraw_events
-                    )
-            run.attempt += 1
-
-        async def abefore_sleep(state: tenacity.RetryCallState) -> None:
-            note(state)
-            for review_id in discard_attempt():
-                now = governance.clock.now()
-                with contextlib.suppress(ReviewDecisionRefused):
-                    await governance.store.aupdate_review(
-                        review_id, withdraw(review_id, now), withdraw_events
-                    )
-            run.attempt += 1
-
-        def note(state: tenacity.RetryCallState) -> None:
-            error = failure(state)
-            if isinstance(error, RetryOutput):
-                run.previous_issues = tuple(error.issues)
-                reason = "OutputRejected"
-                detail: dict[str, Any] = {"issues": [str(issue) for issue in error.issues]}
-            else:
-                reason = type(error).__name__
-                detail = {"error": _describe(error) if error is not None else ""}
-            run._attempt_events.append(
-                AuditEvent(
-                    governance.clock.now(),
-                    audit.ATTEMPT_FAILED,
-                    self.workflow.name,
-                    run.id,
-                    data={"attempt": run.attempt, "error_type": reason, **detail},
-                )
-            )
-            if run._telemetry is not None:
-                run._telemetry.attempt_failed(run, run.attempt, reason)
-
-        options: dict[str, Any] = {
-            "retry": retry,
-            "stop": stop,
-            "wait": wait,
-            "before_sleep": abefore_sleep if asynchronous else before_sleep,
-            "reraise": True,
-        }
-        return (tenacity.AsyncRetrying if asynchronous else tenacity.Retrying)(**options)
+        """A tenacity controller for the body's attempts (see `_retrying`)."""
+        return _retrying.retrying(self, run, governance, asynchronous=asynchronous)
 
     def succeed(self, governance: Governance, run: Run, output: Any = None) -> Steps[None]:
         """Close a run whose body returned (waiting for review if it queued actions)."""
@@ -1030,18 +781,6 @@ class Engine:
                     return
 
 
-def _text(error: BaseException) -> str:
-    """The error's message, never raising: an error that cannot print is still recorded."""
-    try:
-        return str(error)[:_MESSAGE_LIMIT]
-    except Exception:
-        return f"<{type(error).__name__} whose message could not be rendered>"
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {_text(error)}"[:_MESSAGE_LIMIT]
-
-
 def _as_trigger_event(found: Any, now: dt.datetime) -> TriggerEvent:
     if isinstance(found, TriggerEvent):
         return found
@@ -1067,53 +806,3 @@ def _as_trigger_event(found: Any, now: dt.datetime) -> TriggerEvent:
     raise TypeError(
         f"a trigger is a TriggerEvent, an event type or a mapping, not {type(found).__name__}"
     )
-
-
-def trip_steps(
-    governance: Governance, workflow: Workflow, trip: Trip, now: dt.datetime, run_id: str | None
-) -> Steps[None]:
-    """Pause ``workflow`` because ``trip`` happened: the stored stage (fail closed), a
-    ``stop_rule_tripped`` audit event with the figure and threshold, the trips metric,
-    and the notifiers (told with the owner)."""
-    from .records import WorkflowState
-    from .workflow import Stage
-
-    current = yield (_STORE, "get_state", (workflow.name,), _NO_KWARGS)
-    if current is not None and current.stage in (Stage.PAUSED, Stage.RETIRED):
-        return  # already stopped: a person's pause (or a retirement) stands as it is
-    actor = f"stop-rule:{trip.rule}"
-    owner = workflow.owner.name if workflow.owner is not None else None
-    state = WorkflowState(workflow.name, Stage.PAUSED, now, actor, trip.message)
-    stage_event = AuditEvent(
-        now,
-        audit.STAGE_CHANGED,
-        workflow.name,
-        actor=actor,
-        data={"stage": Stage.PAUSED.value, "reason": trip.message},
-    )
-    yield (_STORE, "set_state", (state, stage_event), _NO_KWARGS)
-    tripped = AuditEvent(
-        now,
-        audit.STOP_RULE_TRIPPED,
-        workflow.name,
-        run_id,
-        actor=actor,
-        data={**trip.to_dict(), "owner": owner},
-    )
-    yield (_STORE, "append_audit", (tripped,), _NO_KWARGS)
-    audit.log_event(tripped, owner)
-    governance.telemetry.stop_rule_tripped(workflow.name, trip.rule)
-    governance._notify_trip(workflow, trip)
-
-
-def check_review_rules(governance: Governance, workflow: Workflow, now: dt.datetime) -> Steps[None]:
-    """Trip the rejection-rate rule if reviewers have rejected too much in its window."""
-    rules = [r for r in workflow.stop_rules if isinstance(r, RejectionRate)]
-    if not rules:
-        return
-    reviews = yield (_STORE, "list_reviews", (workflow.name,), _NO_KWARGS)
-    for rule in rules:
-        trip = review_trip(rule, reviews, now)
-        if trip is not None:
-            yield from trip_steps(governance, workflow, trip, now, None)
-            return

@@ -26,7 +26,7 @@ from enum import Enum
 from typing import Any, Literal
 
 from . import audit
-from ._engine import BASELINE, BASELINE_KEY
+from ._limits import BASELINE, BASELINE_KEY
 from .exceptions import UsageError
 from .governance import Governance
 from .measurement import FIGURES, OUTCOME_PREFIX, Direction, Metric

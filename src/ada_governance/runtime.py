@@ -11,7 +11,8 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any, ParamSpec, TypeVar, cast
 
-from ._engine import NO_FALLBACK, Engine, RetryOutput, adrive, drive
+from ._engine import NO_FALLBACK, Engine, adrive, drive
+from ._ops import RetryOutput
 from .exceptions import ActionForbidden, UsageError
 from .governance import Governance, get_governance
 from .outputs import OnFail
