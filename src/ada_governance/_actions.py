@@ -575,6 +575,13 @@ def execute(
         )
     except NotClaimable:
         return None
+    return (yield from run_claimed(governance, claimed, fn, worker))
+
+
+def run_claimed(
+    governance: Governance, claimed: Review, fn: Callable[..., Any], worker: str
+) -> Steps[Review]:
+    """Run an action ``worker`` has claimed, once, and record how it went."""
     telemetry = governance.telemetry
     span = telemetry.start_action(claimed)
     error: str | None = None
@@ -845,23 +852,37 @@ def run_actions(
             continue
         if settled.execution is ExecutionStatus.UNKNOWN:
             done.append(settled)
-    ready: list[Review] = yield (
-        _STORE,
-        "list_reviews",
-        (),
-        {"execution": ExecutionStatus.READY},
-    )
-    for review in ready:
-        if limit is not None and len(done) >= limit:
-            break
-        found = registered_action(review.workflow, review.action)
-        if found is None:
+    # The actions this process can run: registered code (sync only, unless async), and
+    # held outputs of the workflows it governs; none of a paused or retired workflow.
+    runnable: list[tuple[str, str]] = []
+    code: dict[tuple[str, str], Callable[..., Any]] = {}
+    known = [*_REGISTRY, *((name, OUTPUT_ACTION) for name in WORKFLOWS)]
+    states: dict[str, Any] = {}
+    for key in known:
+        found = registered_action(*key)
+        if found is None or (not asynchronous and inspect.iscoroutinefunction(found[0])):
             continue
-        finished = yield from execute(
-            governance, review, found[0], worker, lease, asynchronous=asynchronous
+        if key[0] not in states:
+            states[key[0]] = yield (_STORE, "get_state", (key[0],), _NO_KWARGS)
+        state = states[key[0]]
+        if state is not None and effective_stage_is_stopped(state.stage):
+            continue
+        runnable.append(key)
+        code[key] = found[0]
+    if not runnable:
+        return done
+    room = None if limit is None else max(0, limit - len(done))
+    taken: list[Review] = yield (
+        _STORE,
+        "claim_ready",
+        (worker, governance.clock.now(), lease, runnable, room),
+        _NO_KWARGS,
+    )
+    for review in taken:
+        finished = yield from run_claimed(
+            governance, review, code[(review.workflow, review.action)], worker
         )
-        if finished is not None:
-            done.append(finished)
+        done.append(finished)
     return done
 
 

@@ -743,3 +743,60 @@ def test_eight_threads_race_to_claim(tmp_path: Path, kind: str) -> None:
             assert [e.actor for e in claims] == winners
     finally:
         store.close()
+
+
+# --- claiming ready actions in bulk ------------------------------------------------------
+
+
+def test_claim_ready_takes_only_the_workers_actions_oldest_first(store: Store) -> None:
+    """claim_ready claims ready approval reviews of the given actions, oldest first, up
+    to the limit, and never a pending one, a sample, or another worker's action."""
+    store.create_review(ready("r-3", 3))
+    store.create_review(ready("r-1", 1))
+    store.create_review(ready("r-2", 2, action="wire_money"))
+    store.create_review(make_review("r-0", 0))  # pending: not claimable
+    store.create_review(ready("r-4", 4, workflow="other"))
+    claimed = store.claim_ready(
+        "w1", at(10), dt.timedelta(minutes=5), [("lead-followup", "send_email")], 1
+    )
+    assert [r.id for r in claimed] == ["r-1"]
+    assert claimed[0].execution is ExecutionStatus.CLAIMED
+    assert claimed[0].claimed_by == "w1"
+    assert store.get_review("r-1") == claimed[0]
+    rest = store.claim_ready(
+        "w2", at(10), dt.timedelta(minutes=5), [("lead-followup", "send_email")]
+    )
+    assert [r.id for r in rest] == ["r-3"]
+    assert (
+        store.claim_ready("w3", at(10), dt.timedelta(minutes=5), [("lead-followup", "send_email")])
+        == []
+    )
+    assert store.get_review("r-2").execution is ExecutionStatus.READY  # type: ignore[union-attr]
+    assert store.get_review("r-0").execution is ExecutionStatus.WAITING  # type: ignore[union-attr]
+
+
+def test_claim_ready_from_many_threads_claims_each_once(store: Store) -> None:
+    """Eight threads claiming one at a time share out every ready review, none twice."""
+    import threading
+
+    for index in range(24):
+        store.create_review(ready(f"t-{index:02d}", index))
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while True:
+            got = store.claim_ready(
+                name, at(100), dt.timedelta(minutes=5), [("lead-followup", "send_email")], 1
+            )
+            if not got:
+                return
+            with lock:
+                taken.extend(review.id for review in got)
+
+    threads = [threading.Thread(target=worker, args=(f"w{n}",)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == [f"t-{index:02d}" for index in range(24)]

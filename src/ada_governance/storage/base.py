@@ -19,11 +19,20 @@ from ..records import AuditEvent, Reservation, RunRecord, RunStatus, WorkflowSta
 if TYPE_CHECKING:
     from ..reviews import ExecutionStatus, Review, ReviewStatus
 
-__all__ = ["Store", "StoreError", "SyncStoreBase", "check_limit"]
+__all__ = ["Store", "StoreError", "SyncStoreBase", "check_limit", "claimable"]
 
 
 class StoreError(GovernanceError):
     """A store could not do what it was asked (unreachable, locked, corrupt, too new)."""
+
+
+def claimable(review: Review, actions: set[tuple[str, str]]) -> bool:
+    """Whether ``claim_ready`` may take ``review`` for a worker that has ``actions``."""
+    return (
+        review.kind.value == "approval"
+        and review.execution.value == "ready"
+        and (review.workflow, review.action) in actions
+    )
 
 
 def check_limit(limit: int | None) -> None:
@@ -145,6 +154,24 @@ class Store(Protocol):
         ``since``."""
         ...
 
+    def claim_ready(
+        self,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        actions: Sequence[tuple[str, str]],
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Claim ready approved actions for ``worker``, oldest first, in one transaction.
+
+        Only approval reviews whose ``(workflow, action)`` is in ``actions`` (the code this
+        worker has) are taken, at most ``limit``; each is claimed as `Review.claim` does,
+        until ``now + lease``. Rows another process is claiming at the same moment are
+        skipped, not waited for, so many workers spread over the queue; none is ever
+        claimed twice.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections; the store may not be used afterwards."""
         ...
@@ -227,6 +254,17 @@ class Store(Protocol):
 
     async def areserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
         """Async twin of `reserved`."""
+        ...
+
+    async def aclaim_ready(
+        self,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        actions: Sequence[tuple[str, str]],
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Async twin of `claim_ready`."""
         ...
 
     async def aclose(self) -> None:
@@ -335,6 +373,19 @@ class SyncStoreBase:
     async def areserved(self, workflow: str, rule: str, since: dt.datetime) -> float:
         """Async twin of ``reserved``."""
         return await self._call("reserved", workflow, rule, since)  # type: ignore[return-value]
+
+    async def aclaim_ready(
+        self,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        actions: Sequence[tuple[str, str]],
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Async twin of ``claim_ready``."""
+        return await self._call(  # type: ignore[return-value]
+            "claim_ready", worker, now, lease, actions, limit
+        )
 
     async def aclose(self) -> None:
         """Async twin of ``close``."""

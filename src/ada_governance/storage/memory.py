@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from ..records import AuditEvent, Reservation, RunRecord, RunStatus, WorkflowState
 from ..reviews import ExecutionStatus, Review, ReviewStatus
 from ..stops import passes_limit
-from .base import StoreError, SyncStoreBase, check_limit
+from .base import StoreError, SyncStoreBase, check_limit, claimable
 
 __all__ = ["MemoryStore"]
 
@@ -197,6 +197,27 @@ class MemoryStore(SyncStoreBase):
             for event in new_events:
                 self._append(event)
             return after
+
+    def claim_ready(
+        self,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        actions: Sequence[tuple[str, str]],
+        limit: int | None = None,
+    ) -> list[Review]:
+        check_limit(limit)
+        wanted = set(actions)
+        with self._lock:
+            self._check_open()
+            ready = sorted(
+                (r for r in self._reviews.values() if claimable(r, wanted)),
+                key=lambda review: (review.created_at, review.id),
+            )
+            claimed = [review.claim(worker, now, lease) for review in ready[:limit]]
+            for review in claimed:
+                self._reviews[review.id] = review
+            return claimed
 
     # --- reservations ----------------------------------------------------------------------
 

@@ -350,6 +350,7 @@ class _Statements:
     update_review: str
     select_review: str
     select_review_for_update: str
+    select_ready_for_update: str
     select_reviews: str
 
 
@@ -424,6 +425,14 @@ def _statements(p: str) -> _Statements:
         ),
         select_review=f"SELECT data FROM {p}reviews WHERE id = %s",
         select_review_for_update=f"SELECT data FROM {p}reviews WHERE id = %s FOR UPDATE",
+        # Workers claiming at once take different rows: a row another transaction holds
+        # is skipped, not waited for. Only the actions this worker has are locked.
+        select_ready_for_update=(
+            f"SELECT data FROM {p}reviews WHERE execution = 'ready'"
+            " AND data->>'kind' = 'approval'"
+            " AND (workflow || chr(31) || (data->>'action')) = ANY(%s)"
+            " ORDER BY created_at, id LIMIT %s FOR UPDATE SKIP LOCKED"
+        ),
         select_reviews=f"SELECT data FROM {p}reviews",
     )
 
@@ -1080,6 +1089,36 @@ class PostgresStore(SyncStoreBase):
                 with connection.cursor() as cursor:
                     cursor.executemany(self._sql.insert_audit, audit_rows)
             return after
+
+        return self._execute(what, work, transaction=True)
+
+    def claim_ready(
+        self,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        actions: Sequence[tuple[str, str]],
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Claim ready approved actions in one transaction, locking their rows ``FOR
+        UPDATE SKIP LOCKED``: workers claiming at once take different actions, and none
+        is ever claimed twice."""
+        check_limit(limit)
+        keys = [f"{workflow}\x1f{action}" for workflow, action in actions]
+        if not keys or limit == 0:
+            return []
+        what = "claim ready actions"
+
+        def work(connection: _Connection) -> list[Review]:
+            found = connection.execute(
+                self._sql.select_ready_for_update, (keys, limit if limit is not None else None)
+            ).fetchall()
+            claimed = []
+            for (data,) in found:
+                after = self._review(what, data).claim(worker, now, lease)
+                connection.execute(self._sql.update_review, (*_review_row(after), after.id))
+                claimed.append(after)
+            return claimed
 
         return self._execute(what, work, transaction=True)
 

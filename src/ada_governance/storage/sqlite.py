@@ -35,7 +35,7 @@ from ..records import (
 from ..reviews import ExecutionStatus, Review, ReviewStatus
 from ..stops import passes_limit
 from ..workflow import Stage
-from .base import StoreError, SyncStoreBase, check_limit
+from .base import StoreError, SyncStoreBase, check_limit, claimable
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -186,6 +186,7 @@ _UPDATE_REVIEW = (
     " deadline = ?, roles = ?, data = ? WHERE id = ?"
 )
 _SELECT_REVIEW = "SELECT data FROM reviews WHERE id = ?"
+_SELECT_READY = "SELECT data FROM reviews WHERE execution = 'ready' ORDER BY created_at, id"
 _SELECT_REVIEWS = "SELECT data FROM reviews"
 # Exact: a role matches an element of the JSON list, never part of one.
 _HAS_ROLE = "EXISTS (SELECT 1 FROM json_each(reviews.roles) WHERE json_each.value = ?)"
@@ -679,6 +680,35 @@ class SQLiteStore(SyncStoreBase):
             return Review.from_dict(json.loads(text))
         except (ValueError, KeyError, TypeError) as error:
             raise self._unreadable(what, error) from error
+
+    def claim_ready(
+        self,
+        worker: str,
+        now: dt.datetime,
+        lease: dt.timedelta,
+        actions: Sequence[tuple[str, str]],
+        limit: int | None = None,
+    ) -> list[Review]:
+        """Claim ready approved actions in one ``BEGIN IMMEDIATE`` transaction (SQLite
+        has one writer at a time, so there is nothing to skip: claims simply queue)."""
+        check_limit(limit)
+        wanted = set(actions)
+        claimed: list[Review] = []
+
+        def work(connection: sqlite3.Connection) -> None:
+            rows = connection.execute(_SELECT_READY).fetchall()
+            for (data,) in rows:
+                if limit is not None and len(claimed) >= limit:
+                    break
+                review = self._review("claim ready actions", data)
+                if not claimable(review, wanted):
+                    continue
+                after = review.claim(worker, now, lease)
+                connection.execute(_UPDATE_REVIEW, (*_review_row(after), after.id))
+                claimed.append(after)
+
+        self._write("claim ready actions", work)
+        return claimed
 
     # --- reservations -------------------------------------------------------------------
 
