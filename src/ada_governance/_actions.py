@@ -286,7 +286,7 @@ class PendingAction:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             review = self.review
-            if review.execution in _TERMINAL:
+            if is_terminal(review):
                 return review
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
@@ -304,7 +304,7 @@ class PendingAction:
             review = await self._governance.store.aget_review(self.review_id)
             if review is None:
                 raise KeyError(self.review_id)
-            if review.execution in _TERMINAL:
+            if is_terminal(review):
                 return review
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(
@@ -392,7 +392,7 @@ def request(
         run._side_effects += 1  # it ran, or began to: a retry must not run it again
     if telemetry is not None:
         telemetry.end_child(span, None)
-    run._attempt_events.append(
+    run._kept_events.append(
         AuditEvent(
             governance.clock.now(),
             audit.ACTION_EXECUTED,

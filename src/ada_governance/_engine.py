@@ -47,7 +47,6 @@ from .stops import (
     RejectionRate,
     RunCap,
     SlaBreachRate,
-    Trip,
 )
 from .storage import Store
 
@@ -374,7 +373,7 @@ class Engine:
             run._annotations[BASELINE_KEY] = BASELINE
             return run
         for rule in self.limit_rules:
-            yield from self._reserve(governance, run, rule, now)
+            yield from _limits.reserve(self, governance, run, rule, now)
         for check in self.checks:
             try:
                 reason = check_reason((yield (_CALL_IN_RUN, (check.fn, run), args, kwargs)))
@@ -384,33 +383,11 @@ class Engine:
                 yield from self._check_failed(governance, run, check.name, reason)
         return run
 
-    # --- stop rules (in _limits) ---------------------------------------------------------
-
-    def _reserve(
-        self, governance: Governance, run: Run, rule: Budget | RunCap, now: dt.datetime
-    ) -> Steps[None]:
-        return _limits.reserve(self, governance, run, rule, now)
-
-    def _release(self, run: Run) -> Steps[None]:
-        return _limits.release(self, run)
-
-    def _settle(self, run: Run, record: RunRecord) -> Steps[None]:
-        return _limits.settle(self, run, record)
-
-    def _check_run_rules(self, governance: Governance, now: dt.datetime) -> Steps[None]:
-        return _limits.check_run_rules(self, governance, now)
-
-    def trip(
-        self, governance: Governance, trip: Trip, now: dt.datetime, run_id: str | None
-    ) -> Steps[None]:
-        """Pause the workflow for a tripped rule: stored stage, audit, metric, notifiers."""
-        return _limits.trip_steps(governance, self.workflow, trip, now, run_id)
-
     def _check_failed(
         self, governance: Governance, run: Run, check: str, reason: str
     ) -> Steps[None]:
         """Refuse a run a pre-check failed: record it, route it, raise `CheckFailed`."""
-        yield from self._release(run)
+        yield from _limits.release(run)
         workflow = self.workflow
         now = governance.clock.now()
         message = f"check {check!r} refused the run of {workflow.name!r}: {reason}"
@@ -575,7 +552,7 @@ class Engine:
         """Close a run whose body returned (waiting for review if it queued actions)."""
         status = RunStatus.PENDING_REVIEW if run._pending else RunStatus.SUCCEEDED
         record = self._record(run, status, governance.clock.now())
-        yield from self._write(governance, record, self._ungoverned_events(run, record))
+        yield from self._write(governance, record, self._events_to_write(run, record))
         governance.telemetry.end_run(run, record, None, output)
         yield from self._after(governance, run, record)
 
@@ -592,9 +569,9 @@ class Engine:
             return
         try:
             if run._reservations:
-                yield from self._settle(run, record)
+                yield from _limits.settle(self, run, record)
             if self.run_rules:
-                yield from self._check_run_rules(governance, record.ended_at)
+                yield from _limits.check_run_rules(self, governance, record.ended_at)
             if self.review_rules:
                 yield from check_review_rules(governance, self.workflow, record.ended_at)
         except Exception as error:
@@ -619,7 +596,7 @@ class Engine:
             # Cancellation, an early-closed stream, KeyboardInterrupt: the caller stopped
             # the run; it did not fail, and the exception path is not for it.
             record = self._record(run, RunStatus.CANCELLED, now, error_type=error_type)
-            yield from self._write(governance, record, self._ungoverned_events(run, record))
+            yield from self._write(governance, record, self._events_to_write(run, record))
             governance.telemetry.end_run(run, record, error, None)
             yield from self._after(governance, run, record)
             return NO_FALLBACK
@@ -671,7 +648,7 @@ class Engine:
             error_message=message,
             fallback_used=result is not NO_FALLBACK,
         )
-        events.extend(self._ungoverned_events(run, record))
+        events.extend(self._events_to_write(run, record))
         yield from self._write(governance, record, events)
         governance.telemetry.end_run(run, record, error, None)
         for event in events:
@@ -724,10 +701,10 @@ class Engine:
         )
 
     @staticmethod
-    def _ungoverned_events(run: Run, record: RunRecord) -> tuple[AuditEvent, ...]:
+    def _events_to_write(run: Run, record: RunRecord) -> tuple[AuditEvent, ...]:
         # Events kept on the run while it worked (failed attempts, refused reads) are
         # written with its ledger row, in the same transaction.
-        kept = tuple(run._attempt_events) + tuple(
+        kept = tuple(run._kept_events) + tuple(
             AuditEvent(
                 record.ended_at,
                 audit.POLICY_VIOLATION,

@@ -56,7 +56,7 @@ def reserve(
         # The store cannot say whether the limit allows the run: refuse it (fail
         # closed), and give back what this run already holds under other limits.
         try:
-            yield from engine._release(run)
+            yield from release(run)
         except Exception:
             run._reservations.clear()  # the store is down: the holds lapse with it
         message = (
@@ -79,7 +79,7 @@ def reserve(
     if held:
         run._reservations.append((reservation.id, rule))
         return
-    yield from engine._release(run)
+    yield from release(run)
     total = yield (_STORE, "reserved", (engine.workflow.name, key, since), _NO_KWARGS)
     trip = limit_trip(rule, float(total))
     record = engine._record(run, RunStatus.REFUSED, now, refusal_reason=StopRuleTripped.reason)
@@ -92,7 +92,7 @@ def reserve(
     )
     yield from engine._write(governance, record, (refusal,))
     audit.log_event(refusal, engine.owner)
-    yield from engine.trip(governance, trip, now, run.id)
+    yield from trip_steps(governance, engine.workflow, trip, now, run.id)
     governance.telemetry.refused(
         run, record, StopRuleTripped.__name__, trip.message, rule=trip.rule
     )
@@ -106,7 +106,7 @@ def reserve(
     )
 
 
-def release(engine: Engine, run: Run) -> Steps[None]:
+def release(run: Run) -> Steps[None]:
     """Give back a refused run's reservations."""
     for reservation_id, _ in run._reservations:
         yield (_STORE, "settle", (reservation_id, 0.0), _NO_KWARGS)
@@ -153,7 +153,7 @@ def check_run_rules(engine: Engine, governance: Governance, now: dt.datetime) ->
     for rule in engine.run_rules:
         trip = run_trip(rule, runs, now)
         if trip is not None:
-            yield from engine.trip(governance, trip, now, None)
+            yield from trip_steps(governance, engine.workflow, trip, now, None)
             return
 
 

@@ -126,7 +126,7 @@ def retrying(engine: Engine, run: Run, governance: Governance, *, asynchronous: 
         else:
             reason = type(error).__name__
             detail = {"error": _describe(error) if error is not None else ""}
-        run._attempt_events.append(
+        run._kept_events.append(
             AuditEvent(
                 governance.clock.now(),
                 audit.ATTEMPT_FAILED,

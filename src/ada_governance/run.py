@@ -121,8 +121,8 @@ class Run:
 
     __slots__ = (
         "_annotations",
-        "_attempt_events",
         "_governance",
+        "_kept_events",
         "_model_calls",
         "_otel_context",
         "_outcome_ref",
@@ -177,7 +177,7 @@ class Run:
         self._side_effects = 0
         self._pending: list[str] = []
         self._governance: Any = None
-        self._attempt_events: list[Any] = []
+        self._kept_events: list[Any] = []
         self.attempt = 1
         self.previous_issues: tuple[OutputIssue, ...] = ()
 
